@@ -1,0 +1,170 @@
+"""Omni-Layers (paper §4.1, Eq. 3).
+
+An Omni-Layer holds a main chunk ``f_joint`` and two lightweight branches
+``f_pre`` and ``f_meta``. It is called with a static ``flow``:
+
+* ``"joint"`` -> ``f_joint(x)``
+* ``"pre"``   -> ``f_joint(x) + f_pre(x)``
+* ``"meta"``  -> ``f_joint(x) + f_meta(x)``
+
+Initialising a module (``model.init``) creates the parameters of all three
+flows at once, whatever flow the init call asks for, so one parameter pytree
+serves every flow. A layer built with ``omni=False`` is a plain layer: it has
+only ``f_joint`` and ignores the flow (the "keep the first n blocks plain"
+option of Figure 12, and the plain networks of the comparison methods).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+FLOWS = ("joint", "pre", "meta")
+BRANCHES = ("pre", "meta")
+
+
+def check_flow(flow: str) -> str:
+    if flow not in FLOWS:
+        raise ValueError(f"flow must be one of {FLOWS}, got {flow!r}")
+    return flow
+
+
+class _OmniBase(nn.Module):
+    """Shared routing: joint output plus the branch of the requested flow."""
+
+    def route(self, x, flow: str, joint: Callable, make_branch: Callable):
+        check_flow(flow)
+        y = joint(x)
+        if not getattr(self, "omni", True):
+            return y
+        if self.is_initializing():
+            # Create both branches whatever the flow, so one init covers all.
+            outs = {b: make_branch(b)(x) for b in BRANCHES}
+            return y if flow == "joint" else y + outs[flow]
+        if flow == "joint":
+            return y
+        return y + make_branch(flow)(x)
+
+
+class OmniDense(_OmniBase):
+    """Dense Omni-Layer.
+
+    Attributes:
+      features: output width of every flow.
+      branch_rank: ``None`` makes each branch a full ``Dense(features)`` (the
+        paper's regression/RL nets: "two Omni-Layers of size 64 in each
+        flow"); an int makes it a low-rank ``Dense(rank) -> Dense(features)``
+        bottleneck, the dense analogue of a 1x1 conv branch.
+      omni: ``False`` gives a plain dense layer (joint chunk only).
+    """
+
+    features: int
+    branch_rank: Optional[int] = None
+    omni: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint"):
+        joint = nn.Dense(self.features, kernel_init=self.kernel_init, dtype=self.dtype, name="joint")
+
+        def make_branch(b):
+            if self.branch_rank is None:
+                return nn.Dense(self.features, kernel_init=self.kernel_init, dtype=self.dtype, name=b)
+            return nn.Sequential(
+                [nn.Dense(self.branch_rank, use_bias=False, dtype=self.dtype),
+                 nn.Dense(self.features, dtype=self.dtype)],
+                name=b,
+            )
+
+        return self.route(x, flow, joint, make_branch)
+
+
+class OmniConv(_OmniBase):
+    """Convolutional Omni-Layer: ``k x k`` main chunk, ``1 x 1`` branches.
+
+    The branches use the main chunk's strides so their outputs add up.
+    """
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    strides: Sequence[int] = (1, 1)
+    padding: Any = "SAME"
+    use_bias: bool = False
+    omni: bool = True
+    branch_kernel_size: Sequence[int] = (1, 1)
+    kernel_init: Callable = nn.initializers.kaiming_normal()
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint"):
+        joint = nn.Conv(self.features, tuple(self.kernel_size), strides=tuple(self.strides),
+                        padding=self.padding, use_bias=self.use_bias,
+                        kernel_init=self.kernel_init, dtype=self.dtype, name="joint")
+
+        def make_branch(b):
+            return nn.Conv(self.features, tuple(self.branch_kernel_size), strides=tuple(self.strides),
+                           padding=self.padding, use_bias=self.use_bias,
+                           kernel_init=self.kernel_init, dtype=self.dtype, name=b)
+
+        return self.route(x, flow, joint, make_branch)
+
+
+class FlowBatchNorm(nn.Module):
+    """One BatchNorm per flow (the a_joint, a_pre, a_meta copies of §4.1).
+
+    Statistics live in the ``batch_stats`` collection under ``joint``, ``pre``
+    and ``meta``; only the copy of the requested flow is used and updated.
+    With ``omni=False`` there is a single copy (``joint``).
+    """
+
+    use_running_average: Optional[bool] = None
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    omni: bool = True
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint", use_running_average: Optional[bool] = None):
+        check_flow(flow)
+        ura = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
+        names = FLOWS if self.omni else ("joint",)
+        make = lambda n: nn.BatchNorm(use_running_average=ura, momentum=self.momentum,
+                                      epsilon=self.epsilon, dtype=self.dtype, name=n)
+        target = flow if self.omni else "joint"
+        if self.is_initializing():
+            outs = {n: make(n)(x) for n in names}
+            return outs[target]
+        return make(target)(x)
+
+
+class OmniHead(nn.Module):
+    """Omni-Head (§4.1): a joint-, pre- and meta-head, one per flow.
+
+    With ``omni=False`` there is one head, used by every flow.
+    """
+
+    features: int
+    omni: bool = True
+    kernel_init: Callable = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, h, flow: str = "joint"):
+        check_flow(flow)
+        if not self.omni:
+            return nn.Dense(self.features, kernel_init=self.kernel_init, name="joint")(h)
+        make = lambda n: nn.Dense(self.features, kernel_init=self.kernel_init, name=n)
+        if self.is_initializing():
+            return {n: make(n)(h) for n in FLOWS}[flow]
+        return make(flow)(h)
+
+
+def flow_activation(name: str) -> Callable[[jnp.ndarray], jnp.ndarray]:
+    """Activation by name. Activations are parameter-free, so each flow's copy
+    (a_joint, a_pre, a_meta) is the same function applied on its own flow."""
+    table = {"tanh": jnp.tanh, "relu": nn.relu, "gelu": nn.gelu, "swish": nn.swish,
+             "elu": nn.elu, "softplus": nn.softplus, "identity": lambda x: x}
+    if name not in table:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(table)}")
+    return table[name]

@@ -1,0 +1,58 @@
+"""Omni-Net backbones and networks (paper §4.1, Eqs. 4-6).
+
+Stacking Omni-Layers gives the three flows of the whole backbone:
+F_joint (Eq. 4), F_pre (Eq. 5) and F_meta (Eq. 6); the Omni-Head then maps
+each flow's representation with its own head.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import flax.linen as nn
+
+from omni_jax.nn.layers import OmniDense, OmniHead, check_flow, flow_activation
+
+
+class OmniMLPBackbone(nn.Module):
+    """A stack of dense Omni-Layers, each followed by its flow's activation.
+
+    ``num_plain`` keeps the first n layers plain (shared by all flows); with
+    ``omni=False`` every layer is plain.
+    """
+
+    widths: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    omni: bool = True
+    num_plain: int = 0
+    branch_rank: Optional[int] = None
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint"):
+        check_flow(flow)
+        act = flow_activation(self.activation)
+        for i, w in enumerate(self.widths):
+            layer_omni = self.omni and i >= self.num_plain
+            x = act(OmniDense(w, branch_rank=self.branch_rank, omni=layer_omni, name=f"layer{i}")(x, flow))
+        return x
+
+
+class OmniMLP(nn.Module):
+    """Omni-Net for regression and RL: OmniMLPBackbone followed by an Omni-Head.
+
+    ``OmniMLP(omni=False)`` is the plain MLP of the same size used by the
+    Baseline, MAML, Ensemble and Joint-Training comparisons; every flow of it
+    is the same function.
+    """
+
+    out_features: int = 1
+    widths: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    omni: bool = True
+    num_plain: int = 0
+    branch_rank: Optional[int] = None
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint"):
+        h = OmniMLPBackbone(self.widths, self.activation, self.omni, self.num_plain,
+                            self.branch_rank, name="backbone")(x, flow)
+        return OmniHead(self.out_features, omni=self.omni, name="head")(h, flow)
