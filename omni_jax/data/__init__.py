@@ -1,0 +1,1 @@
+"""Data: sinusoid tasks, image datasets and their on-disk formats, episode samplers."""
