@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from typing import Optional, Sequence
 
@@ -43,29 +44,35 @@ def add_common(parser: argparse.ArgumentParser, default_config: str) -> None:
                         help="call jax.distributed.initialize() first (multi-host runs)")
 
 
-def _modules():
+def _available():
     out = {}
     for name, (module, help_text) in SUBCOMMANDS.items():
-        if importlib.util.find_spec(module) is not None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
             out[name] = (module, help_text)
     return out
 
 
-def build_parser():
+def build_parser(command: Optional[str] = None):
+    """The parser; only the chosen subcommand's module is imported (startup stays fast)."""
     parser = argparse.ArgumentParser(prog="omni-jax", description="Omni-Training in JAX/Flax")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = {}
-    for name, (module, help_text) in _modules().items():
-        mod = importlib.import_module(module)
-        p = sub.add_parser(name, help=help_text, description=(mod.__doc__ or help_text).strip().splitlines()[0])
-        mod.add_arguments(p)
-        modules[name] = mod
-    return parser, modules
+    module = None
+    for name, (module_name, help_text) in _available().items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+    return parser, module
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser, modules = build_parser()
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    parser, module = build_parser(command)
     args, unknown = parser.parse_known_args(argv)
     overrides = [u for u in unknown if u.startswith("--config.")]
     rest = [u for u in unknown if not u.startswith("--config.")]
@@ -78,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if getattr(args, "distributed", False):
             from omni_jax.training.sharding import initialize_distributed
             initialize_distributed()
-        return int(modules[args.command].run(args, overrides) or 0)
+        return int(module.run(args, overrides) or 0)
     except OmniJaxError as e:
         print(f"omni-jax: error: {e}", file=sys.stderr)
         return 2

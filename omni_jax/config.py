@@ -21,8 +21,10 @@ from omni_jax.errors import OmniJaxError
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 
 
-def load_config(path: str | Path) -> ml_collections.ConfigDict:
-    """Loads ``get_config()`` from a config file, or from ``experiments/NAME.py`` for a bare name."""
+def load_config(path: str | Path, quick: bool = False) -> ml_collections.ConfigDict:
+    """Loads ``get_config()`` from a config file, or from ``experiments/NAME.py`` for a bare name.
+
+    With ``quick=True`` it loads ``get_quick_config()`` instead, where the file has one."""
     p = Path(path)
     if not p.suffix and not p.exists():
         p = EXPERIMENTS_DIR / f"{path}.py"
@@ -33,7 +35,7 @@ def load_config(path: str | Path) -> ml_collections.ConfigDict:
     spec.loader.exec_module(module)
     if not hasattr(module, "get_config"):
         raise OmniJaxError(f"config file {p} has no get_config() function")
-    cfg = module.get_config()
+    cfg = module.get_quick_config() if quick and hasattr(module, "get_quick_config") else module.get_config()
     if not isinstance(cfg, ml_collections.ConfigDict):
         raise OmniJaxError(f"get_config() in {p} must return an ml_collections.ConfigDict")
     return cfg

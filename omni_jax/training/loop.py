@@ -47,6 +47,7 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
                store: Optional[CheckpointStore] = None, metrics: Optional[MetricsWriter] = None,
                ckpt_every: Optional[int] = None, desc: str = "train",
                progress_fn: Optional[Callable[[int, Mapping], None]] = None,
+               eval_fn: Optional[Callable[[TrainState], Mapping]] = None, eval_every: Optional[int] = None,
                show_progress: bool = True, stop_after: Optional[int] = None) -> TrainState:
     """Runs ``chunk_fn`` until ``state.step == total_steps``, resuming from ``store``.
 
@@ -55,6 +56,9 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
       ckpt_every: checkpoint period in steps (a multiple of ``chunk_size``);
         the final step is always checkpointed.
       progress_fn: called as ``progress_fn(step, metrics)`` after each chunk.
+      eval_fn: periodic evaluation, ``eval_fn(state) -> metrics``, run every
+        ``eval_every`` steps (a multiple of ``chunk_size``) and logged with the
+        training metrics.
       stop_after: stop (as if interrupted) once this step is reached; for tests.
     """
     if total_steps % chunk_size:
@@ -70,6 +74,8 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
             raise OmniJaxError(f"checkpoint {store.directory / str(start)} holds step {int(state.step)}, not {start}")
     if metrics is not None:
         metrics.truncate_after(start)
+    if eval_fn is not None and (not eval_every or eval_every % chunk_size):
+        raise OmniJaxError(f"the evaluation period ({eval_every}) must be a positive multiple of the chunk size ({chunk_size})")
     if start >= total_steps:
         return state
     bar = tqdm(total=total_steps, initial=start, desc=desc, disable=not show_progress,
@@ -79,7 +85,9 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
         while step < total_steps:
             state, m = chunk_fn(state)
             step += chunk_size
-            m = jax.device_get(m)
+            m = dict(jax.device_get(m))
+            if eval_fn is not None and (step % eval_every == 0 or step == total_steps):
+                m.update(jax.device_get(eval_fn(state)))
             if metrics is not None:
                 metrics.write(step, m)
             if progress_fn is not None:

@@ -1,0 +1,1 @@
+"""Sinusoid regression (paper §6.2)."""

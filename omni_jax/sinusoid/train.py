@@ -1,0 +1,214 @@
+"""Training for sinusoid regression (paper §6.2).
+
+Every method is the Omni-Loss (``omni_jax.omni``) with some terms on, trained
+by the same jitted step:
+
+* ``baseline``: a plain 2×64 MLP, L2 pre-training only (Eq. 17);
+* ``maml``: the same MLP, MAML only (Eq. 19);
+* ``joint``: the same MLP, both losses (Joint-Training, §3.3);
+* ``omni``: the Omni-Net of the same backbone size with the full Omni-Loss
+  (Eq. 15), or the terms chosen in ``config.omni`` (the ablation of Table 6).
+
+Ensemble (§3.3) needs no training of its own: it averages the adapted
+predictions of ``baseline`` and ``maml`` at test time.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from omni_jax import config as config_lib
+from omni_jax.algorithms import l2_pretrain, maml, mse
+from omni_jax.data import sinusoid as sin_data
+from omni_jax.errors import OmniJaxError
+from omni_jax.nn import OmniMLP
+from omni_jax.omni import METHOD_WEIGHTS, OmniLossWeights, ema_teacher, omni_loss, teacher_params
+from omni_jax.training import (CheckpointStore, MetricsWriter, TrainState, check_divisible, replicate,
+                               scan_steps, shard_tasks, train_loop)
+
+TRAINED_METHODS = ("baseline", "maml", "joint", "omni")
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
+    """Checks the config's values; raises OmniJaxError naming the field."""
+    req = config_lib.require
+    config_lib.check_positive(cfg, "train.num_steps", "train.meta_batch", "train.k_shot", "train.k_query",
+                              "train.pre_batch", "train.inner_lr", "train.inner_steps", "train.outer_lr",
+                              "train.chunk_size", "train.ckpt_every", "train.eval_every",
+                              "data.num_train_tasks", "data.points_per_task", "model.widths",
+                              "eval.num_tasks", "eval.k_shots", "eval.num_query", "eval.max_steps",
+                              "eval.lr", "eval.num_val_tasks")
+    config_lib.check_positive(cfg, "omni.lam", "model.branch_rank", "train.final_lr_ratio", allow_zero=True)
+    for f in ("amp", "phase", "x"):
+        lo, hi = cfg.data[f"{f}_min"], cfg.data[f"{f}_max"]
+        req(lo < hi, f"config fields data.{f}_min < data.{f}_max expected, got {lo} and {hi}")
+    req(0.0 <= cfg.omni.ema_decay <= 1.0, f"config field omni.ema_decay must be in [0, 1], got {cfg.omni.ema_decay}")
+    req(cfg.train.k_shot + cfg.train.k_query <= cfg.data.points_per_task or not cfg.data.fixed_train_set,
+        f"config fields train.k_shot + train.k_query ({cfg.train.k_shot + cfg.train.k_query}) must be at most "
+        f"data.points_per_task ({cfg.data.points_per_task})")
+    bad = [m for m in cfg.train.methods if m not in TRAINED_METHODS]
+    req(not bad and len(cfg.train.methods) > 0,
+        f"config field train.methods has unknown method(s) {bad}; expected some of {TRAINED_METHODS}")
+    req(cfg.train.optimizer in ("adam", "sgd"), f"config field train.optimizer must be adam or sgd, got {cfg.train.optimizer!r}")
+    req(cfg.eval.omni_head in ("joint", "pre", "meta", "ensemble"),
+        f"config field eval.omni_head must be joint, pre, meta or ensemble, got {cfg.eval.omni_head!r}")
+    for f in ("num_steps", "ckpt_every", "eval_every"):
+        req(cfg.train[f] % cfg.train.chunk_size == 0,
+            f"config field train.{f}={cfg.train[f]} must be a multiple of train.chunk_size={cfg.train.chunk_size}")
+    try:
+        omni_weights(cfg)
+    except ValueError as e:
+        raise OmniJaxError(f"config group omni: {e}") from None
+    if mesh is not None:
+        check_divisible(cfg.train.meta_batch, mesh, "train.meta_batch")
+        check_divisible(cfg.train.pre_batch, mesh, "train.pre_batch")
+
+
+def omni_weights(cfg) -> OmniLossWeights:
+    o = cfg.omni
+    return OmniLossWeights(joint_pre=o.joint_pre, joint_meta=o.joint_meta, pre=o.pre, meta=o.meta,
+                           distill_pre=o.distill_pre, distill_meta=o.distill_meta, lam=float(o.lam))
+
+
+def method_weights(cfg, method: str) -> OmniLossWeights:
+    return omni_weights(cfg) if method == "omni" else METHOD_WEIGHTS[method]
+
+
+def fingerprint(cfg, method: str) -> dict:
+    """What a method's checkpoint depends on (not the eval settings or the method list)."""
+    d = config_lib.select(cfg, ["seed", "data", "model", "train"])
+    for k in ("methods", "eval_every", "ckpt_every"):
+        d["train"].pop(k, None)
+    d["seed"] = cfg.seed
+    d["method"] = method
+    if method == "omni":
+        d["omni"] = config_lib.select(cfg, ["omni"])["omni"]
+    return d
+
+
+# ---------------------------------------------------------------------------- model and losses
+
+
+def make_model(cfg, method: str) -> OmniMLP:
+    m = cfg.model
+    return OmniMLP(out_features=1, widths=tuple(m.widths), activation=m.activation, omni=(method == "omni"),
+                   branch_rank=m.branch_rank or None)
+
+
+def make_apply(model):
+    return lambda params, x, flow: model.apply(params, x, flow)
+
+
+def make_loss_fn(cfg, model, weights: OmniLossWeights):
+    """``loss(params, teacher, batch, episode) -> (total, metrics)``: the Omni-Loss with
+    L2 pre-training (Eq. 17) and MAML (Eq. 19) on the sinusoid tasks."""
+    apply = make_apply(model)
+    pre = l2_pretrain(apply)
+    meta = maml(apply, mse, inner_lr=cfg.train.inner_lr, num_steps=cfg.train.inner_steps,
+                first_order=cfg.train.first_order)
+
+    def loss(params, teacher, batch, episode):
+        return omni_loss(params, teacher, batch, episode, pre_algorithm=pre, meta_algorithm=meta,
+                         weights=weights)
+
+    return loss
+
+
+def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformation:
+    """Outer optimizer, lr decayed linearly (§6.2), with the EMA teacher (Eq. 9) when distilling."""
+    t = cfg.train
+    schedule = optax.linear_schedule(t.outer_lr, t.outer_lr * t.final_lr_ratio, t.num_steps)
+    opt = optax.adam(schedule) if t.optimizer == "adam" else optax.sgd(schedule)
+    if weights.needs_teacher:
+        opt = optax.chain(opt, ema_teacher(cfg.omni.ema_decay))
+    return opt
+
+
+def sample_data(cfg, key, data: Optional[sin_data.SinusoidDataset], weights: OmniLossWeights):
+    """The iteration's mini-batch (pre-training) and episode (meta-training), inside jit."""
+    t, d = cfg.train, cfg.data
+    kb, ke = jax.random.split(key)
+    ranges = dict(amp_range=(d.amp_min, d.amp_max), phase_range=(d.phase_min, d.phase_max),
+                  x_range=(d.x_min, d.x_max))
+    batch = episode = None
+    if weights.needs_pre_data:
+        batch = (sin_data.batch_from_dataset(kb, data, t.pre_batch) if data is not None
+                 else sin_data.batch_on_the_fly(kb, t.pre_batch, **ranges))
+    if weights.needs_meta_data:
+        episode = (sin_data.episode_from_dataset(ke, data, t.meta_batch, t.k_shot, t.k_query) if data is not None
+                   else sin_data.episode_on_the_fly(ke, t.meta_batch, t.k_shot, t.k_query, **ranges))
+    return batch, episode
+
+
+def make_step(cfg, model, weights: OmniLossWeights, optimizer, mesh=None):
+    """One training iteration ``step(state, data) -> (state, metrics)``; pure, jittable.
+
+    A non-finite loss or gradient skips the update (``metrics["skipped"]``).
+    """
+    loss_fn = make_loss_fn(cfg, model, weights)
+
+    def step(state: TrainState, data):
+        rng, key = jax.random.split(state.rng)
+        batch, episode = sample_data(cfg, key, data, weights)
+        batch, episode = shard_tasks(batch, mesh), shard_tasks(episode, mesh)
+        teacher = teacher_params(state.opt_state) if weights.needs_teacher else None
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, teacher, batch, episode)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        grad_norm = optax.global_norm(grads)
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+        metrics = dict(metrics, grad_norm=grad_norm, skipped=(~ok).astype(jnp.float32))
+        return state.replace(step=state.step + 1, params=keep(params, state.params),
+                             opt_state=keep(opt_state, state.opt_state), rng=rng), metrics
+
+    return step
+
+
+def init_state(cfg, model, optimizer, method: str) -> TrainState:
+    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), TRAINED_METHODS.index(method))
+    k_init, k_train = jax.random.split(key)
+    params = model.init(k_init, jnp.zeros((1, 1)))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
+                      rng=k_train)
+
+
+def training_set(cfg) -> Optional[sin_data.SinusoidDataset]:
+    d = cfg.data
+    if not d.fixed_train_set:
+        return None
+    return sin_data.make_training_set(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 10_000),
+                                      d.num_train_tasks, d.points_per_task, (d.amp_min, d.amp_max),
+                                      (d.phase_min, d.phase_max), (d.x_min, d.x_max))
+
+
+def train_method(cfg, method: str, workdir: Path, *, data=None, mesh=None, eval_fn=None,
+                 show_progress: bool = True, stop_after: Optional[int] = None):
+    """Trains (or resumes) one method in ``workdir/method``; returns its final state and model."""
+    weights = method_weights(cfg, method)
+    model = make_model(cfg, method)
+    optimizer = make_optimizer(cfg, weights)
+    step = make_step(cfg, model, weights, optimizer, mesh)
+    t = cfg.train
+    jitted = jax.jit(lambda s, d: scan_steps(lambda st: step(st, d), t.chunk_size)(s))
+    state = replicate(init_state(cfg, model, optimizer, method), mesh)
+    data = replicate(data, mesh)
+    store = CheckpointStore(workdir / method / "checkpoints", fingerprint(cfg, method))
+    try:
+        state = train_loop(state, lambda s: jitted(s, data), total_steps=t.num_steps, chunk_size=t.chunk_size,
+                           store=store, metrics=MetricsWriter(workdir / method / "metrics.jsonl"),
+                           ckpt_every=t.ckpt_every, desc=method,
+                           eval_fn=(lambda s: eval_fn(model, s.params)) if eval_fn else None,
+                           eval_every=t.eval_every, show_progress=show_progress, stop_after=stop_after)
+    finally:
+        store.close()
+    return state, model
+
