@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.train = t = ml_collections.ConfigDict()
     t.methods = ("baseline", "maml", "joint", "omni")  # ensemble = baseline + maml at test time
-    t.num_steps = 20000
+    t.num_steps = 40000
     t.meta_batch = 25
     t.k_shot = 10                                 # support points per training task
     t.k_query = 10
@@ -40,8 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.outer_lr = 0.01                             # decayed linearly to outer_lr * final_lr_ratio
     t.final_lr_ratio = 0.0
     t.chunk_size = 250                            # steps per jitted lax.scan call
-    t.ckpt_every = 2500
-    t.eval_every = 2500                           # periodic validation MSE in metrics.jsonl
+    t.ckpt_every = 5000
+    t.eval_every = 5000                           # periodic validation MSE in metrics.jsonl
 
     c.omni = o = ml_collections.ConfigDict()      # Omni-Loss terms (Table 6) and the EMA teacher
     o.joint_pre = True

@@ -47,6 +47,19 @@ class _OmniBase(nn.Module):
         return y + make_branch(flow)(x)
 
 
+class LowRankDense(nn.Module):
+    """``Dense(rank, no bias) -> Dense(features)``: a lightweight dense branch."""
+
+    features: int
+    rank: int
+    dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.Dense(self.rank, use_bias=False, dtype=self.dtype, name="down")(x)
+        return nn.Dense(self.features, dtype=self.dtype, name="up")(h)
+
+
 class OmniDense(_OmniBase):
     """Dense Omni-Layer.
 
@@ -72,11 +85,7 @@ class OmniDense(_OmniBase):
         def make_branch(b):
             if self.branch_rank is None:
                 return nn.Dense(self.features, kernel_init=self.kernel_init, dtype=self.dtype, name=b)
-            return nn.Sequential(
-                [nn.Dense(self.branch_rank, use_bias=False, dtype=self.dtype),
-                 nn.Dense(self.features, dtype=self.dtype)],
-                name=b,
-            )
+            return LowRankDense(self.features, self.branch_rank, dtype=self.dtype, name=b)
 
         return self.route(x, flow, joint, make_branch)
 
