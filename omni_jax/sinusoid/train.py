@@ -163,7 +163,7 @@ def make_step(cfg, model, weights: OmniLossWeights, optimizer, mesh=None):
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, teacher, batch, episode)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
         metrics = dict(metrics, grad_norm=grad_norm, skipped=(~ok).astype(jnp.float32))
