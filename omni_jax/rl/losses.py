@@ -1,0 +1,185 @@
+"""REINFORCE with the linear feature baseline (paper §5.1, Eq. 18) and MAML-RL (§5.2, Eq. 19).
+
+Every loss is a pure function of the parameters and of trajectories already
+sampled (``omni_jax.rl.acting``), with the signature the Omni-Loss expects:
+``(params, data, flow) -> (loss, outputs)``. ``outputs`` are the policy's
+action means and log-stds on the trajectories' observations, concatenated on
+the last axis (zero on the masked steps): what the EMA self-distillation
+compares (Eqs. 10 and 13).
+
+Advantages are computed once per batch of trajectories (:func:`add_advantages`)
+and carry no gradient: discounted returns minus the linear feature baseline
+(Duan et al. 2016), refitted on each task's trajectories, then normalised
+over the task's valid steps, as pytorch-maml-rl does (without normalisation
+the first outer SGD step at lr 0.03 diverges).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Tuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from omni_jax.algorithms.maml import sgd_adapt
+from omni_jax.rl.networks import gaussian_log_prob
+
+Params = Any
+ApplyFn = Callable[[Params, jnp.ndarray, str], Tuple[jnp.ndarray, jnp.ndarray]]
+
+# Ridge regularisers tried in turn (on the RMS-scaled features); the first
+# whose system is well conditioned is used (pytorch-maml-rl raises 1e-5 by 10x
+# when its solve fails; in float32 "fails" means "ill-conditioned").
+RIDGE_LADDER = tuple(1e-5 * 10.0 ** k for k in range(8))
+MAX_CONDITION = 1e6
+
+
+# ---------------------------------------------------------------------------- returns and baseline
+
+
+def discounted_returns(rewards: jnp.ndarray, mask: jnp.ndarray, discount: float) -> jnp.ndarray:
+    """R_t = sum_{k>=t} discount^(k-t) r_k over the valid steps; ``[..., T]``."""
+    r = jnp.moveaxis(rewards * mask, -1, 0)
+
+    def back(acc, rt):
+        acc = rt + discount * acc
+        return acc, acc
+
+    _, out = lax.scan(back, jnp.zeros(r.shape[1:], r.dtype), r, reverse=True)
+    return jnp.moveaxis(out, 0, -1) * mask
+
+
+def baseline_features(obs: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+    """obs, obs^2, t/100, (t/100)^2, (t/100)^3 and 1, zero on masked steps; ``[N, T, 2*d+4]``."""
+    T = obs.shape[-2]
+    o = jnp.clip(obs, -10.0, 10.0)
+    t = jnp.broadcast_to((jnp.arange(T, dtype=obs.dtype) / 100.0)[:, None], obs.shape[:-1] + (1,))
+    ones = jnp.ones_like(t)
+    feats = jnp.concatenate([o, o * o, t, t ** 2, t ** 3, ones], axis=-1)
+    return feats * mask[..., None]
+
+
+def ridge_fit(x: jnp.ndarray, y: jnp.ndarray, ladder=RIDGE_LADDER, max_condition: float = MAX_CONDITION):
+    """Ridge regression ``y ~ x @ w`` on rows ``x [n, f]`` (zero rows are ignored).
+
+    The columns are scaled to unit RMS first (the ridge penalty is then
+    scale-free), and the regulariser is the first of ``ladder`` that brings
+    the condition number of the scaled normal equations under
+    ``max_condition``. Returns ``(w, reg)``.
+    """
+    a = x.T @ x
+    b = x.T @ y
+    scale = jnp.sqrt(jnp.maximum(jnp.diag(a), 1e-12))
+    a_s = a / scale[:, None] / scale[None, :]
+    b_s = b / scale
+    evals, evecs = jnp.linalg.eigh(a_s)
+    evals = jnp.maximum(evals, 0.0)
+    regs = jnp.asarray(ladder, a.dtype)
+    cond = (evals[-1] + regs) / (evals[0] + regs)
+    ok = cond <= max_condition
+    reg = jnp.where(jnp.any(ok), regs[jnp.argmax(ok)], regs[-1])
+    u = evecs @ ((evecs.T @ b_s) / (evals + reg))
+    return u / scale, reg
+
+
+def linear_baseline(obs: jnp.ndarray, returns: jnp.ndarray, mask: jnp.ndarray):
+    """The linear feature baseline fitted on one task's trajectories ``[N, T, ...]``.
+
+    Returns ``(values [N, T], reg)``; values are zero on masked steps.
+    """
+    feats = baseline_features(obs, mask)
+    f = feats.reshape(-1, feats.shape[-1])
+    w, reg = ridge_fit(f, (returns * mask).reshape(-1))
+    return (feats @ w) * mask, reg
+
+
+def normalize(x: jnp.ndarray, mask: jnp.ndarray, eps: float = 1e-8) -> jnp.ndarray:
+    """(x - mean) / std over the valid entries (pytorch-maml-rl's weighted_normalize)."""
+    n = jnp.maximum(jnp.sum(mask), 1.0)
+    mean = jnp.sum(x * mask) / n
+    var = jnp.sum(jnp.square(x - mean) * mask) / n
+    return (x - mean) / (jnp.sqrt(var) + eps) * mask
+
+
+def add_advantages(traj: dict, discount: float, normalize_advantages: bool = True) -> dict:
+    """Adds ``advantages`` (and ``baseline_reg``) to one task's trajectories ``[N, T, ...]``."""
+    returns = discounted_returns(traj["rewards"], traj["mask"], discount)
+    values, reg = linear_baseline(traj["obs"], returns, traj["mask"])
+    adv = (returns - values) * traj["mask"]
+    if normalize_advantages:
+        adv = normalize(adv, traj["mask"])
+    return {**traj, "advantages": lax.stop_gradient(adv), "baseline_reg": reg}
+
+
+def add_advantages_batched(traj: dict, discount: float, normalize_advantages: bool = True) -> dict:
+    """:func:`add_advantages` for each task of ``[..., N, T, ...]`` trajectories (any leading axes)."""
+    lead = traj["rewards"].ndim - 2
+    fn = lambda t: add_advantages(t, discount, normalize_advantages)
+    for _ in range(lead):
+        fn = jax.vmap(fn)
+    return fn(traj)
+
+
+# ---------------------------------------------------------------------------- REINFORCE
+
+
+def policy_outputs(mean, log_std, mask):
+    """What self-distillation compares: the action means and log-stds, zeroed on masked steps."""
+    return jnp.concatenate([mean, log_std], axis=-1) * mask[..., None]
+
+
+def reinforce_task_loss(apply_fn: ApplyFn, params: Params, traj: dict, flow: str):
+    """REINFORCE surrogate on one task's trajectories ``[N, T, ...]`` (Eq. 18).
+
+    ``-mean_n( sum_t log pi(a_t|s_t) A_t / length_n )``, the per-episode
+    weighted mean of pytorch-maml-rl. Its gradient is the policy gradient.
+    """
+    mean, log_std = apply_fn(params, traj["obs"], flow)
+    logp = gaussian_log_prob(traj["actions"], mean, log_std)
+    mask = traj["mask"]
+    lengths = jnp.maximum(jnp.sum(mask, axis=-1), 1.0)
+    per_episode = jnp.sum(logp * traj["advantages"] * mask, axis=-1) / lengths
+    return -jnp.mean(per_episode), policy_outputs(mean, log_std, mask)
+
+
+def reinforce(apply_fn: ApplyFn):
+    """REINFORCE pre-training over a batch of tasks: ``data[flow]`` holds ``[B, N, T, ...]``
+    trajectories sampled from that flow's policy (with advantages)."""
+
+    def pre_loss(params, data, flow):
+        losses, outs = jax.vmap(lambda t: reinforce_task_loss(apply_fn, params, t, flow))(data[flow])
+        return jnp.mean(losses), outs
+
+    return pre_loss
+
+
+# ---------------------------------------------------------------------------- MAML-RL
+
+
+def adapt(apply_fn: ApplyFn, params: Params, support: dict, flow: str, *, lr: float, num_steps: int = 1,
+          first_order: bool = False) -> Params:
+    """``num_steps`` REINFORCE SGD steps on one task's support trajectories (the inner loop)."""
+    loss = lambda p: reinforce_task_loss(apply_fn, p, support, flow)[0]
+    adapted, _ = sgd_adapt(loss, params, lr=lr, num_steps=num_steps, first_order=first_order)
+    return adapted
+
+
+def maml_rl(apply_fn: ApplyFn, *, inner_lr: float, first_order: bool = False):
+    """MAML-RL meta-loss (Eq. 19): ``data[flow]`` is ``{"support", "query"}``, each ``[B, N, T, ...]``.
+
+    Per task, one REINFORCE step on the support trajectories (sampled with
+    θ) gives θ'; the loss is REINFORCE of θ' on the query trajectories
+    (sampled with θ'). Second-order unless ``first_order``: the
+    meta-gradient flows through the inner gradient.
+    """
+
+    def one_task(params, support, query, flow):
+        adapted = adapt(apply_fn, params, support, flow, lr=inner_lr, first_order=first_order)
+        return reinforce_task_loss(apply_fn, adapted, query, flow)
+
+    def meta_loss(params, data, flow):
+        ep = data[flow]
+        losses, outs = jax.vmap(one_task, in_axes=(None, 0, 0, None))(params, ep["support"], ep["query"], flow)
+        return jnp.mean(losses), outs
+
+    return meta_loss

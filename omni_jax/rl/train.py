@@ -1,0 +1,253 @@
+"""Training for RL (paper §6.3): one jitted meta-iteration per method.
+
+Every method is the Omni-Loss (``omni_jax.omni``) with REINFORCE as the
+pre-training algorithm and MAML-RL as the meta-training algorithm:
+
+* ``baseline``: a plain Gaussian MLP policy, REINFORCE on sampled tasks only;
+* ``maml``: the same policy, MAML-RL only;
+* ``omni``: the Omni-Net policy with the full Omni-Loss (or the terms of
+  ``config.omni``): the pre-flow by REINFORCE, the meta-flow by MAML-RL, the
+  joint flow by both, EMA self-distillation on action means and log-stds.
+
+One iteration (:func:`make_step`), all inside one jitted function:
+
+1. sample ``meta_batch`` tasks;
+2. one rollout, with every flow that needs data acting on its own slice of
+   one vmapped batch of environments: the support trajectories of each
+   meta-trained flow and the mini-batch of each pre-trained flow (the joint
+   flow, trained by both, uses its support trajectories as its mini-batch:
+   the same policy on the same tasks);
+3. advantages (linear baseline per task), one inner REINFORCE step per task
+   and meta-trained flow, and a second rollout of the adapted policies (the
+   query trajectories);
+4. the Omni-Loss and its gradient, the outer SGD step, the EMA teacher. A
+   non-finite loss or gradient skips the update and is counted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from omni_jax import config as config_lib
+from omni_jax.errors import OmniJaxError
+from omni_jax.omni import METHOD_WEIGHTS, OmniLossWeights, ema_teacher, omni_loss, teacher_params
+from omni_jax.rl import acting, losses
+from omni_jax.rl.envs import BACKENDS, ENVS, make_env
+from omni_jax.rl.networks import GaussianPolicy
+from omni_jax.training import (CheckpointStore, MetricsWriter, TrainState, check_divisible, replicate,
+                               scan_steps, shard_tasks, train_loop)
+
+TRAINED_METHODS = ("baseline", "maml", "omni")
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
+    """Checks the config's values; raises OmniJaxError naming the field."""
+    req = config_lib.require
+    req(cfg.env.name in ENVS, f"unknown env {cfg.env.name!r}; expected one of {', '.join(ENVS)}")
+    req(cfg.env.backend in BACKENDS,
+        f"config field env.backend={cfg.env.backend!r} is unknown; expected one of {', '.join(BACKENDS)}")
+    req(isinstance(cfg.env.horizon, int) and cfg.env.horizon > 0,
+        f"config field env.horizon must be a positive integer, got {cfg.env.horizon!r}")
+    config_lib.check_positive(cfg, "train.num_iterations", "train.meta_batch", "train.num_traj",
+                              "train.inner_lr", "train.outer_lr", "train.chunk_size", "train.ckpt_every",
+                              "policy.widths", "eval.num_tasks", "eval.num_traj", "eval.max_steps", "eval.lr",
+                              "eval.task_chunk")
+    config_lib.check_positive(cfg, "omni.lam", allow_zero=True)
+    req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
+    req(0.0 <= cfg.omni.ema_decay <= 1.0, f"config field omni.ema_decay must be in [0, 1], got {cfg.omni.ema_decay}")
+    bad = [m for m in cfg.train.methods if m not in TRAINED_METHODS]
+    req(not bad and len(cfg.train.methods) > 0,
+        f"config field train.methods has unknown method(s) {bad}; expected some of {TRAINED_METHODS}")
+    req(cfg.eval.omni_head in ("joint", "pre", "meta"),
+        f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
+    for f in ("num_iterations", "ckpt_every"):
+        req(cfg.train[f] % cfg.train.chunk_size == 0,
+            f"config field train.{f}={cfg.train[f]} must be a multiple of train.chunk_size={cfg.train.chunk_size}")
+    try:
+        omni_weights(cfg)
+    except ValueError as e:
+        raise OmniJaxError(f"config group omni: {e}") from None
+    if mesh is not None:
+        check_divisible(cfg.train.meta_batch, mesh, "train.meta_batch")
+        check_divisible(cfg.eval.task_chunk, mesh, "eval.task_chunk")
+
+
+def omni_weights(cfg) -> OmniLossWeights:
+    o = cfg.omni
+    return OmniLossWeights(joint_pre=o.joint_pre, joint_meta=o.joint_meta, pre=o.pre, meta=o.meta,
+                           distill_pre=o.distill_pre, distill_meta=o.distill_meta, lam=float(o.lam))
+
+
+def method_weights(cfg, method: str) -> OmniLossWeights:
+    return omni_weights(cfg) if method == "omni" else METHOD_WEIGHTS[method]
+
+
+def fingerprint(cfg, method: str) -> dict:
+    """What a method's checkpoint depends on (not the eval settings or the method list)."""
+    d = config_lib.select(cfg, ["env", "policy", "train"])
+    for k in ("methods", "ckpt_every"):
+        d["train"].pop(k, None)
+    d["seed"] = cfg.seed
+    d["method"] = method
+    if method == "omni":
+        d["omni"] = config_lib.select(cfg, ["omni"])["omni"]
+    return d
+
+
+# ---------------------------------------------------------------------------- policy and optimizer
+
+
+def make_env_from_config(cfg):
+    return make_env(cfg.env.name, cfg.env.backend)
+
+
+def make_policy(cfg, env, method: str) -> GaussianPolicy:
+    p = cfg.policy
+    return GaussianPolicy(env.action_size, widths=tuple(p.widths), activation=p.activation,
+                          omni=(method == "omni"), init_log_std=p.init_log_std)
+
+
+def make_apply(policy):
+    return lambda params, obs, flow: policy.apply(params, obs, flow)
+
+
+def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformation:
+    """Outer SGD (lr 0.03 in the paper), with the EMA teacher (Eq. 9) when distilling."""
+    opt = optax.sgd(cfg.train.outer_lr)
+    if weights.needs_teacher:
+        opt = optax.chain(opt, ema_teacher(cfg.omni.ema_decay))
+    return opt
+
+
+def init_state(cfg, env, policy, optimizer, method: str) -> TrainState:
+    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), TRAINED_METHODS.index(method))
+    k_init, k_train = jax.random.split(key)
+    params = policy.init(k_init, jnp.zeros((1, env.observation_size)))
+    if cfg.policy.flows_start_as_joint:
+        params = flows_start_as_joint(params)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
+                      rng=k_train, extra={"skipped_total": jnp.zeros((), jnp.int32)})
+
+
+def flows_start_as_joint(params):
+    """Makes every flow of a fresh Omni-Net policy the joint flow's function.
+
+    The backbone's pre- and meta-branches are zeroed (they still get
+    gradients: d/dW of a zero branch is not zero) and the pre- and meta-heads
+    and log-stds are copied from the joint ones. With independently
+    initialised branches the pre- and meta-flows start as policies that
+    drive far off (returns around -1,000 against -30 for the joint flow on
+    navigation2d), and the EMA self-distillation then holds them there or
+    blows up through the adapted teacher.
+    """
+    p = jax.tree_util.tree_map(lambda x: x, params)  # a copy
+    inner = p["params"]
+    if "log_std_pre" not in inner:
+        return params  # a plain policy
+    for layer in inner["mean"]["backbone"].values():
+        for b in ("pre", "meta"):
+            if b in layer:
+                layer[b] = jax.tree_util.tree_map(jnp.zeros_like, layer[b])
+    head = inner["mean"]["head"]
+    for b in ("pre", "meta"):
+        head[b] = jax.tree_util.tree_map(jnp.copy, head["joint"])
+        inner[f"log_std_{b}"] = jnp.copy(inner["log_std_joint"])
+    return p
+
+
+# ---------------------------------------------------------------------------- one meta-iteration
+
+
+def flows_of(weights: OmniLossWeights):
+    """``(pre_flows, meta_flows)``: the flows trained by REINFORCE and by MAML-RL."""
+    pre = [f for f, on in (("joint", weights.joint_pre), ("pre", weights.pre)) if on]
+    meta = [f for f, on in (("joint", weights.joint_meta), ("meta", weights.meta)) if on]
+    return pre, meta
+
+
+def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
+    """One meta-iteration ``step(state) -> (state, metrics)``; pure, jittable."""
+    t = cfg.train
+    apply = make_apply(policy)
+    pre_alg = losses.reinforce(apply)
+    meta_alg = losses.maml_rl(apply, inner_lr=t.inner_lr, first_order=t.first_order)
+    pre_flows, meta_flows = flows_of(weights)
+    first = meta_flows + [f for f in pre_flows if f not in meta_flows]  # who acts in the first rollout
+    roll = dict(num_traj=t.num_traj, horizon=cfg.env.horizon)
+
+    def step(state: TrainState):
+        rng, k_tasks, k_first, k_query = jax.random.split(state.rng, 4)
+        tasks = shard_tasks(env.sample_tasks(k_tasks, t.meta_batch), mesh)
+        params = state.params
+        metrics = {}
+
+        traj = acting.rollout(env, [(apply, f, False) for f in first], [params] * len(first), tasks, k_first, **roll)
+        traj = losses.add_advantages_batched(traj, t.discount)
+        sampled = {f: acting.select(traj, g) for g, f in enumerate(first)}
+        for f in first:
+            metrics[f"return/{f}"] = jnp.mean(acting.episode_returns(sampled[f]))
+        metrics["baseline_reg_max"] = jnp.max(traj["baseline_reg"])
+        batch = {f: sampled[f] for f in pre_flows}
+
+        episode = {}
+        if meta_flows:
+            adapted = [jax.vmap(lambda s, f=f: losses.adapt(apply, params, s, f, lr=t.inner_lr))(sampled[f])
+                       for f in meta_flows]
+            query = acting.rollout(env, [(apply, f, True) for f in meta_flows], adapted, tasks, k_query, **roll)
+            query = losses.add_advantages_batched(query, t.discount)
+            for g, f in enumerate(meta_flows):
+                episode[f] = {"support": sampled[f], "query": acting.select(query, g)}
+                metrics[f"return/{f}_adapted"] = jnp.mean(acting.episode_returns(episode[f]["query"]))
+
+        teacher = teacher_params(state.opt_state) if weights.needs_teacher else None
+        loss_fn = lambda p: omni_loss(p, teacher, batch, episode, pre_algorithm=pre_alg,
+                                      meta_algorithm=meta_alg, weights=weights)
+        (loss, loss_metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, state.opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        grad_norm = optax.global_norm(grads)
+        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
+        skipped = state.extra["skipped_total"] + (~ok).astype(jnp.int32)
+        metrics.update(loss_metrics, grad_norm=grad_norm, skipped=(~ok).astype(jnp.float32),
+                       skipped_total=skipped.astype(jnp.float32))
+        return state.replace(step=state.step + 1, params=keep(new_params, params),
+                             opt_state=keep(opt_state, state.opt_state), rng=rng,
+                             extra={"skipped_total": skipped}), metrics
+
+    return step
+
+
+def make_chunk_fn(cfg, env, policy, weights, optimizer, mesh=None, chunk_size: Optional[int] = None):
+    """``chunk_size`` meta-iterations as one jitted ``lax.scan``."""
+    step = make_step(cfg, env, policy, weights, optimizer, mesh)
+    return jax.jit(scan_steps(step, chunk_size or cfg.train.chunk_size))
+
+
+def train_method(cfg, method: str, workdir: Path, *, env=None, mesh=None, show_progress: bool = True,
+                 stop_after: Optional[int] = None, progress_fn=None):
+    """Trains (or resumes) one method in ``workdir/method``; returns ``(state, policy)``."""
+    env = env or make_env_from_config(cfg)
+    weights = method_weights(cfg, method)
+    policy = make_policy(cfg, env, method)
+    optimizer = make_optimizer(cfg, weights)
+    chunk_fn = make_chunk_fn(cfg, env, policy, weights, optimizer, mesh)
+    state = replicate(init_state(cfg, env, policy, optimizer, method), mesh)
+    t = cfg.train
+    store = CheckpointStore(Path(workdir) / method / "checkpoints", fingerprint(cfg, method))
+    try:
+        state = train_loop(state, chunk_fn, total_steps=t.num_iterations, chunk_size=t.chunk_size, store=store,
+                           metrics=MetricsWriter(Path(workdir) / method / "metrics.jsonl"),
+                           ckpt_every=t.ckpt_every, desc=method, progress_fn=progress_fn,
+                           show_progress=show_progress, stop_after=stop_after)
+    finally:
+        store.close()
+    return state, policy
