@@ -17,15 +17,13 @@ from omni_jax.errors import OmniJaxError
 def _glyph(char, width=3, shift=(0, 0), picture=None):
     """A synthetic letter: three strokes whose positions depend only on the character.
 
-    ``picture`` (a seed) draws a dingbat instead: a filled blob and a box.
+    ``picture`` (an int) draws a dingbat instead: a square in a corner.
     """
     img = Image.new("L", (28, 28))
     d = ImageDraw.Draw(img)
     if picture is not None:
-        rng = np.random.default_rng(picture)
-        x0, y0 = rng.integers(2, 10, 2)
-        d.ellipse([int(x0), int(y0), int(x0 + rng.integers(10, 16)), int(y0 + rng.integers(10, 16))], fill=255)
-        d.rectangle([int(rng.integers(2, 20)), 22, 26, 26], fill=180)
+        x0, y0 = 18 * (picture % 2), 18 * (picture // 2 % 2)        # a square in one corner
+        d.rectangle([x0, y0, x0 + 9, y0 + 9], fill=255)
         return np.asarray(img)
     rng = np.random.default_rng(ord(char))
     for _ in range(3):
@@ -37,8 +35,11 @@ INV = {"Latin": (list("ABCDEFGH"), list("ab")), "Greek": (["Α", "Γ", "Δ", "Θ
        "Hebrew": (list("אבגדהוזח"), [])}
 
 
-def _face(k, family=None, style="Regular", dingbat=False, path=None):
-    """A face of the synthetic fonts: stroke width and offset vary by face; Greek Alpha is drawn as Latin A."""
+def _face(k, family=None, style="Regular", dingbat=False, path=None, wrong=None):
+    """A face of the synthetic fonts: stroke width and offset vary by face; Greek Alpha is drawn as Latin A.
+
+    ``wrong``: characters the face draws as a picture (a wrong glyph in an otherwise good face).
+    """
     width, shift = 2 + k % 3, ((k // 3) % 3 - 1, (k // 9) % 3 - 1)
     units = {}
     for script, (core, extra) in INV.items():
@@ -46,7 +47,7 @@ def _face(k, family=None, style="Regular", dingbat=False, path=None):
         imgs = []
         for c in chars:
             src = "A" if c == "Α" else c
-            imgs.append(_glyph(src, width, shift, picture=ord(c) if dingbat else None))
+            imgs.append(_glyph(src, width, shift, picture=ord(c) if dingbat or c in (wrong or ()) else None))
         units[script] = (chars, np.stack(imgs))
     return FaceResult(path or f"/fonts/f{k:02d}.ttf", 0, family or f"Family {k}", style, units, {})
 
@@ -56,6 +57,7 @@ def _synthetic_faces(n=14):
     faces.append(_face(0, path="/fonts/zz-copy-of-f00.ttf", family="Copy"))        # a duplicate of face 0
     faces.append(_face(99, family="Dingbats", dingbat=True))                       # pictures at letter code points
     faces += [_face(20 + k, family="Big", style=s) for k, s in enumerate(["Regular", "Bold", "Italic", "Medium"])]
+    faces.append(_face(14, wrong={"C"}))                                    # one wrong glyph
     return faces
 
 
@@ -105,6 +107,13 @@ def test_lookalikes_merge_across_scripts_and_case_pairs_share_a_group(built):
     assert by_char["b"]["group"] == by_char["B"]["group"]
     assert by_char["C"]["group"] != by_char["D"]["group"]
     assert all(c["faces"] >= 8 for c in classes)
+
+
+def test_a_wrong_glyph_is_dropped_not_its_face(built):
+    _, manifest = built
+    faces = {c["chars"][0]: c["faces"] for c in manifest["classes"]}
+    assert faces["C"] == faces["D"] - 1 and faces["D"] == faces["E"]
+    assert manifest["stats"]["glyphs_dropped_outlier"] == 1
 
 
 def test_style_rank_prefers_distinct_designs():

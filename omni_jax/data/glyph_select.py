@@ -16,7 +16,9 @@ script. In order:
 4. :func:`merge_lookalikes`: characters of different scripts that most
    faces draw alike (Latin A, Greek Α, Cyrillic А) become one class, named
    after the script that comes first in :data:`~omni_jax.data.glyph_scripts.PRIORITY`.
-5. Classes drawn by fewer than ``min_faces`` faces are dropped.
+5. :func:`find_outlier_glyphs`: single glyphs far from the rest of their
+   class (a font that puts another letter at that code point) are dropped;
+   then classes drawn by fewer than ``min_faces`` faces are dropped.
 6. :func:`shape_groups`: classes that are case pairs, or look alike once
    scaled to their ink box (x/X, o/O, Я/я), form one group, which a split
    keeps on one side.
@@ -203,6 +205,17 @@ def merge_lookalikes(class_script: Sequence[str], class_faces: Sequence[np.ndarr
         if np.mean(rms < threshold) >= min_agree:
             uf.union(int(i), int(j))
     return [g for g in uf.groups() if len(g) > 1]
+
+
+def find_outlier_glyphs(feats: np.ndarray, labels: np.ndarray, threshold: float = 0.3) -> np.ndarray:
+    """Boolean ``[n]``: glyphs whose cosine similarity to the mean of the other glyphs of their class is under ``threshold``."""
+    z = _unit_norm(feats.astype(np.float32))
+    k = int(labels.max()) + 1 if len(labels) else 0
+    sums = np.zeros((k, z.shape[1]), np.float32)
+    np.add.at(sums, labels, z)
+    others = sums[labels] - z
+    cos = (z * others).sum(1) / np.maximum(np.linalg.norm(others, axis=1), 1e-6)
+    return cos < threshold
 
 
 def shape_groups(chars: Sequence[Sequence[str]], class_script: Sequence[str], mean_feats: np.ndarray,

@@ -20,10 +20,10 @@ Splits (``protocol``), each with ``train``, ``val`` and ``test`` class lists:
   background scripts' classes (``val`` 15% of them, by shape group) and
   ``test`` the evaluation scripts' (as Omniglot splits alphabets; see
   :data:`~omni_jax.data.glyph_scripts.BACKGROUND`).
-- ``cross_domain``: train on Latin, Greek and Cyrillic (85% of their
+- ``cross_domain``: train on Latin, Greek and Cyrillic (80% of their
   classes), and the other scripts' classes are split 50/50 by shape group
   into ``val`` and ``test`` within each script, the analogue of mini-ImageNet
-  -> CUB; ``test_in`` holds the other 15% of Latin/Greek/Cyrillic, for
+  -> CUB; ``test_in`` holds the other 20% of Latin/Greek/Cyrillic, for
   in-domain accuracy.
 - ``loo_<group>``: one script group left out as ``test``; the others'
   classes split 85/15 into ``train`` and ``val``.
@@ -104,6 +104,8 @@ def write_benchmark(out_dir, images: np.ndarray, labels: np.ndarray, faces: np.n
     manifest = dict(manifest, format=FORMAT, version=VERSION, archive=ARCHIVE, sha256=digest,
                     num_images=int(len(labels)))
     write_atomic(out_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
+    for name in (ARCHIVE, MANIFEST):
+        os.chmod(out_dir / name, 0o644)
     return manifest
 
 
@@ -220,7 +222,7 @@ def make_splits(class_script: Sequence[str], groups: Sequence[int], seed: int = 
     train, val = divide(ids[background], (85, 15), 1)
     out["cross_task"] = {"train": train, "val": val, "test": ids[~background]}
     source = np.isin(scripts, SOURCE_DOMAIN)
-    train, test_in = divide(ids[source], (85, 15), 2)
+    train, test_in = divide(ids[source], (80, 20), 2)
     val, test = [], []
     for k, s in enumerate(sorted(set(scripts[~source]))):
         v, t = divide(ids[scripts == s], (50, 50), 100 + k)
@@ -264,9 +266,9 @@ def _quiet():
 
 def build(out_dir, font_dirs: Sequence[str] = None, *, font_files: Sequence[str] = None,
           scripts: Sequence[str] = None, workers: Optional[int] = None, min_faces: int = 20,
-          max_per_family: int = 4, max_classes_per_script: int = 100, min_classes_per_script: int = 5,
+          max_per_family: int = 6, max_classes_per_script: int = 100, min_classes_per_script: int = 5,
           seed: int = 0, dup_threshold: float = 0.04, min_ncm_accuracy: float = 0.5,
-          merge_threshold: float = 0.06, shape_cos: float = 0.9,
+          merge_threshold: float = 0.06, shape_cos: float = 0.9, outlier_cos: float = 0.3,
           progress: Callable[[str], None] = None, render_cache=None) -> dict:
     """Renders the installed fonts into the glyph benchmark in ``out_dir``; returns the manifest.
 
@@ -283,7 +285,7 @@ def build(out_dir, font_dirs: Sequence[str] = None, *, font_files: Sequence[str]
       max_classes_per_script: the classes with most faces are kept.
       min_classes_per_script: scripts with fewer classes are dropped.
       seed: for the splits.
-      dup_threshold, min_ncm_accuracy, merge_threshold, shape_cos: see
+      dup_threshold, min_ncm_accuracy, merge_threshold, shape_cos, outlier_cos: see
         :mod:`omni_jax.data.glyph_select`.
       render_cache: a pickle file of the rendered glyphs, written after
         rendering and read instead of rendering when it matches the fonts
@@ -339,15 +341,15 @@ def build(out_dir, font_dirs: Sequence[str] = None, *, font_files: Sequence[str]
     return assemble(results, out_dir, inv, min_faces=min_faces, max_per_family=max_per_family,
                     max_classes_per_script=max_classes_per_script, min_classes_per_script=min_classes_per_script,
                     seed=seed, dup_threshold=dup_threshold, min_ncm_accuracy=min_ncm_accuracy,
-                    merge_threshold=merge_threshold, shape_cos=shape_cos, progress=progress,
+                    merge_threshold=merge_threshold, shape_cos=shape_cos, outlier_cos=outlier_cos, progress=progress,
                     stats={"font_files": len(font_files), "faces_found": len(faces), "faces_rendered": len(jobs),
                            "render_seconds": round(t_render, 1)}, t_start=t_start)
 
 
-def assemble(results, out_dir, inv, *, min_faces: int = 20, max_per_family: int = 4,
+def assemble(results, out_dir, inv, *, min_faces: int = 20, max_per_family: int = 6,
              max_classes_per_script: int = 100, min_classes_per_script: int = 5, seed: int = 0,
              dup_threshold: float = 0.04, min_ncm_accuracy: float = 0.5, merge_threshold: float = 0.06,
-             shape_cos: float = 0.9, progress: Callable[[str], None] = None, stats: dict = None,
+             shape_cos: float = 0.9, outlier_cos: float = 0.3, progress: Callable[[str], None] = None, stats: dict = None,
              t_start: float = None) -> dict:
     """The selection and writing half of :func:`build`, from rendered faces (a list of ``FaceResult``)."""
     from omni_jax.data import glyph_select as sel
@@ -461,6 +463,14 @@ def assemble(results, out_dir, inv, *, min_faces: int = 20, max_per_family: int 
     stats["merged_lookalike_groups"] = len(groups)
     stats["classes_before_min_faces"] = len(classes)
     classes = [c for c in classes if len(c["rows"]) >= min_faces]
+    if classes:
+        rows = np.concatenate([c["rows"] for c in classes])
+        labels = np.repeat(np.arange(len(classes)), [len(c["rows"]) for c in classes])
+        outlier = sel.find_outlier_glyphs(sel.features(images[rows]), labels, outlier_cos)
+        stats["glyphs_dropped_outlier"] = int(outlier.sum())
+        for k, c in enumerate(classes):
+            c["rows"] = c["rows"][~outlier[labels == k]]
+        classes = [c for c in classes if len(c["rows"]) >= min_faces]
     by_script: Dict[str, list] = {}
     for c in classes:
         by_script.setdefault(c["script"], []).append(c)
@@ -509,7 +519,7 @@ def assemble(results, out_dir, inv, *, min_faces: int = 20, max_per_family: int 
                      "max_classes_per_script": max_classes_per_script,
                      "min_classes_per_script": min_classes_per_script, "seed": seed,
                      "dup_threshold": dup_threshold, "min_ncm_accuracy": min_ncm_accuracy,
-                     "merge_threshold": merge_threshold, "shape_cos": shape_cos},
+                     "merge_threshold": merge_threshold, "shape_cos": shape_cos, "outlier_cos": outlier_cos},
         "stats": dict(stats, **{f"units_{k}": v for k, v in unit_stats.items()},
                       faces_skipped=skipped, per_script=ncm_report,
                       build_seconds=round(time.time() - t_start, 1)),

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--scripts", default=None, help="comma-separated scripts to render (default: all)")
     g.add_argument("--workers", type=int, default=None, help="rendering processes (default: up to 2)")
     g.add_argument("--min-faces", type=int, default=20, help="faces a class needs (default 20)")
-    g.add_argument("--max-per-family", type=int, default=4, help="faces kept per font family and script (default 4)")
+    g.add_argument("--max-per-family", type=int, default=6, help="faces kept per font family and script (default 6)")
     g.add_argument("--max-classes-per-script", type=int, default=100, help="(default 100)")
     g.add_argument("--seed", type=int, default=0, help="seed of the splits (default 0)")
     i = sub.add_parser("inspect", help="load one split of a dataset and print its size")
