@@ -10,7 +10,7 @@ from omni_jax.data import glyph_select as sel
 from omni_jax.data.formats import load_dataset
 from omni_jax.data.glyph_render import FaceResult, find_font_files, normalize, render_face
 from omni_jax.data.glyphs import (ARCHIVE, MANIFEST, assemble, build, load_glyphs, make_splits, read_benchmark,
-                                  sha256_file, write_benchmark, write_npz)
+                                  sha256_file, write_npz)
 from omni_jax.errors import OmniJaxError
 
 

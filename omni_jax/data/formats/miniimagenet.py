@@ -15,7 +15,6 @@ The default ``layout="auto"`` picks the first one found, in that order.
 from __future__ import annotations
 
 import csv
-import logging
 import pickle
 from pathlib import Path
 from typing import Optional
@@ -27,7 +26,6 @@ from omni_jax.data.formats.images import check_options, decode_images, require_d
 from omni_jax.data.splits import canonical_split
 from omni_jax.errors import OmniJaxError
 
-log = logging.getLogger("omni_jax.data")
 
 WHERE = ("mini-ImageNet is not downloaded by omni-jax: get the Ravi & Larochelle split files "
          "(train.csv, val.csv, test.csv) and the 84x84 images/ folder, or the pickled caches "
