@@ -226,10 +226,22 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
     return step
 
 
+_CHUNK_FNS: dict = {}
+
+
 def make_chunk_fn(cfg, env, policy, weights, optimizer, mesh=None, chunk_size: Optional[int] = None):
-    """``chunk_size`` meta-iterations as one jitted ``lax.scan``."""
-    step = make_step(cfg, env, policy, weights, optimizer, mesh)
-    return jax.jit(scan_steps(step, chunk_size or cfg.train.chunk_size))
+    """``chunk_size`` meta-iterations as one jitted ``lax.scan``.
+
+    Cached on everything the step depends on, so training the same method
+    again in one process (a resume) does not recompile.
+    """
+    chunk_size = chunk_size or cfg.train.chunk_size
+    key = (config_lib.to_json(cfg), repr(policy), weights, chunk_size, id(mesh), type(env).__name__,
+           getattr(env, "backend", None))
+    if key not in _CHUNK_FNS:
+        step = make_step(cfg, env, policy, weights, optimizer, mesh)
+        _CHUNK_FNS[key] = jax.jit(scan_steps(step, chunk_size))
+    return _CHUNK_FNS[key]
 
 
 def train_method(cfg, method: str, workdir: Path, *, env=None, mesh=None, show_progress: bool = True,

@@ -1,0 +1,101 @@
+"""RL training: resume equality, skipped non-finite updates, config errors (issue 3)."""
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from omni_jax import config as config_lib
+from omni_jax.errors import OmniJaxError
+from omni_jax.rl import train as tr
+
+
+def tiny_config(**over):
+    cfg = config_lib.load_config("rl_navigation2d")
+    cfg.env.horizon = 5
+    cfg.policy.widths = (8, 8)
+    t = cfg.train
+    t.num_iterations, t.meta_batch, t.num_traj, t.chunk_size, t.ckpt_every = 4, 2, 3, 2, 2
+    cfg.eval.num_tasks, cfg.eval.task_chunk, cfg.eval.num_traj, cfg.eval.max_steps = 4, 2, 3, 2
+    return config_lib.apply_overrides(cfg, [f"{k}={v}" for k, v in over.items()])
+
+
+def leaves_equal(a, b):
+    return all(np.array_equal(np.asarray(x), np.asarray(y), equal_nan=True)
+               for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+    cfg = tiny_config()
+    full, _ = tr.train_method(cfg, "omni", tmp_path / "a", show_progress=False)
+    cut, _ = tr.train_method(cfg, "omni", tmp_path / "b", show_progress=False, stop_after=2)
+    assert int(cut.step) == 2
+    resumed, _ = tr.train_method(cfg, "omni", tmp_path / "b", show_progress=False)
+    assert int(resumed.step) == int(full.step) == 4
+    assert leaves_equal(full.params, resumed.params)
+    assert leaves_equal(full.opt_state, resumed.opt_state)  # the EMA teacher too
+    assert not leaves_equal(full.params, cut.params)
+    # the metrics log has each step once
+    from omni_jax.training import MetricsWriter
+    steps = [r["step"] for r in MetricsWriter(tmp_path / "b" / "omni" / "metrics.jsonl").read()]
+    assert steps == [2, 4]
+
+
+def test_non_finite_update_is_skipped_and_counted():
+    cfg = tiny_config()
+    env = tr.make_env_from_config(cfg)
+    w = tr.method_weights(cfg, "maml")
+    policy, opt = tr.make_policy(cfg, env, "maml"), tr.make_optimizer(cfg, w)
+    state = tr.init_state(cfg, env, policy, opt, "maml")
+    bad = jax.tree_util.tree_map(lambda x: x, state.params)
+    bad["params"]["log_std_joint"] = jnp.array([jnp.nan, 0.0])
+    state = state.replace(params=bad)
+    new, metrics = tr.make_chunk_fn(cfg, env, policy, w, opt)(state)
+    assert float(metrics["skipped"]) == 1.0
+    assert int(new.extra["skipped_total"]) == 2
+    assert leaves_equal(new.params, state.params)  # nothing trained on NaN
+    assert int(new.step) == 2
+
+
+def test_initial_flows_are_the_joint_flow():
+    cfg = tiny_config()
+    env = tr.make_env_from_config(cfg)
+    w = tr.method_weights(cfg, "omni")
+    policy = tr.make_policy(cfg, env, "omni")
+    state = tr.init_state(cfg, env, policy, tr.make_optimizer(cfg, w), "omni")
+    obs = jax.random.normal(jax.random.PRNGKey(0), (7, 2))
+    outs = [policy.apply(state.params, obs, f) for f in ("joint", "pre", "meta")]
+    for m, s in outs[1:]:
+        np.testing.assert_array_equal(m, outs[0][0])
+        np.testing.assert_array_equal(s, outs[0][1])
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"env.horizon": 0}, "env.horizon must be a positive integer"),
+    ({"env.horizon": -3}, "env.horizon must be a positive integer"),
+    ({"env.backend": "warp"}, "env.backend='warp' is unknown"),
+    ({"train.chunk_size": 3}, "must be a multiple of train.chunk_size"),
+    ({"eval.omni_head": "both"}, "eval.omni_head"),
+])
+def test_bad_config_is_a_clear_error(override, message):
+    with pytest.raises(OmniJaxError, match=message):
+        tr.validate(tiny_config(**override))
+
+
+def test_meta_batch_must_divide_over_devices():
+    three_devices = types.SimpleNamespace(devices=np.empty(3))
+    with pytest.raises(OmniJaxError, match="train.meta_batch=2 does not divide over the 3 devices"):
+        tr.validate(tiny_config(), three_devices)
+
+
+def test_cli_errors_are_one_line(capsys, tmp_path):
+    from omni_jax import cli
+    assert cli.main(["rl", "--env", "cartpole", "--workdir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown env 'cartpole'" in err
+    assert cli.main(["rl", "--env", "navigation2d", "--workdir", str(tmp_path), "--config.env.horizon=0"]) == 2
+    assert "env.horizon must be a positive integer" in capsys.readouterr().err
+    assert cli.main(["rl", "--env", "halfcheetah_vel", "--workdir", str(tmp_path),
+                     "--config.env.backend=warp"]) == 2
+    assert "env.backend='warp' is unknown" in capsys.readouterr().err
