@@ -8,6 +8,8 @@ import math
 
 import ml_collections
 
+from omni_jax.omni import omni_config
+
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -43,15 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.ckpt_every = 5000
     t.eval_every = 5000                           # periodic validation MSE in metrics.jsonl
 
-    c.omni = o = ml_collections.ConfigDict()      # Omni-Loss terms (Table 6) and the EMA teacher
-    o.joint_pre = True
-    o.joint_meta = True
-    o.pre = True
-    o.meta = True
-    o.distill_pre = True
-    o.distill_meta = True
-    o.lam = 3.0
-    o.ema_decay = 0.99
+    c.omni = omni_config(lam=3.0, ema_decay=0.99)     # Omni-Loss terms (Table 6), λ, EMA teacher β
 
     c.eval = e = ml_collections.ConfigDict()
     e.num_tasks = 100

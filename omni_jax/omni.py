@@ -74,6 +74,29 @@ METHOD_WEIGHTS = {
 }
 
 
+def omni_config(lam: float = 3.0, ema_decay: float = 0.99):
+    """The ``omni`` group of an experiment config: the Omni-Loss terms (Table 6),
+    λ and the EMA teacher's β (the paper's defaults: λ = 3.0, β = 0.99)."""
+    import ml_collections
+    o = ml_collections.ConfigDict()
+    for term in TERMS:
+        o[term] = True
+    o.lam = lam
+    o.ema_decay = ema_decay
+    return o
+
+
+def weights_from_config(omni_cfg) -> OmniLossWeights:
+    """:class:`OmniLossWeights` from an experiment's ``omni`` config group."""
+    return OmniLossWeights(**{t: bool(omni_cfg[t]) for t in TERMS}, lam=float(omni_cfg.lam))
+
+
+def method_weights(method: str, omni_cfg) -> OmniLossWeights:
+    """The Omni-Loss terms of a method: the ``omni`` config group for ``"omni"``,
+    :data:`METHOD_WEIGHTS` for the comparison methods."""
+    return weights_from_config(omni_cfg) if method == "omni" else METHOD_WEIGHTS[method]
+
+
 def squared_error(student: jnp.ndarray, teacher: jnp.ndarray) -> jnp.ndarray:
     """The l2 of Eqs. 10 and 13: squared error summed over the output's last
     axis, averaged over everything else. The teacher gets no gradient."""
