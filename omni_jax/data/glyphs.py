@@ -28,7 +28,9 @@ Splits (``protocol``), each with ``train``, ``val`` and ``test`` class lists:
 - ``loo_<group>``: one script group left out as ``test``; the others'
   classes split 85/15 into ``train`` and ``val``.
 
-A split name may end in ``/<Script>`` to keep one script's classes.
+A split name may end in ``/<Script>`` (or ``/Arabic+Hebrew+Khmer``) to keep
+those scripts' classes; ``all`` is every class of the benchmark, e.g.
+``all/Hebrew`` to test a Latin/Greek/Cyrillic model on every Hebrew letter.
 """
 from __future__ import annotations
 
@@ -165,8 +167,9 @@ def load_glyphs(data_dir, split: str, image_size: Optional[int] = None, *, proto
     """One split of the glyph benchmark: uint8 ``[N, S, S, 1]`` images, ink high.
 
     ``split`` is ``train``, ``val``, ``test`` (``cross_domain`` also has
-    ``test_in``), optionally followed by ``/<Script>``; ``image_size`` None
-    keeps the stored 28.
+    ``test_in``) or ``all`` (every class), optionally followed by
+    ``/<Script>`` or ``/<Script>+<Script>...``; ``image_size`` None keeps the
+    stored 28.
     """
     from omni_jax.data.formats.images import to_array
 
@@ -177,18 +180,25 @@ def load_glyphs(data_dir, split: str, image_size: Optional[int] = None, *, proto
     part, _, script = str(split).partition("/")
     aliases = {"base": "train", "background": "train", "validation": "val", "novel": "test", "evaluation": "test"}
     part = aliases.get(part, part)
-    if part not in splits[protocol]:
+    if part == "all":
+        classes = sorted({c for ids in splits[protocol].values() for c in ids})
+    elif part in splits[protocol]:
+        classes = list(splits[protocol][part])
+    else:
         raise OmniJaxError(f"glyphs: protocol {protocol} has no split {part!r}; expected one of "
-                           f"{', '.join(splits[protocol])}")
-    classes = list(splits[protocol][part])
+                           f"{', '.join(splits[protocol])} or all")
     if script:
         scripts = {c["script"] for c in manifest["classes"]}
-        match = next((s for s in scripts if s.lower() == script.lower()), None)
-        if match is None:
-            raise OmniJaxError(f"glyphs: unknown script {script!r}; the benchmark has {', '.join(sorted(scripts))}")
-        classes = [c for c in classes if manifest["classes"][c]["script"] == match]
+        wanted = set()
+        for name in script.replace(",", "+").split("+"):
+            match = next((s for s in scripts if s.lower() == name.strip().lower()), None)
+            if match is None:
+                raise OmniJaxError(f"glyphs: unknown script {name.strip()!r}; the benchmark has "
+                                   f"{', '.join(sorted(scripts))}")
+            wanted.add(match)
+        classes = [c for c in classes if manifest["classes"][c]["script"] in wanted]
         if not classes:
-            raise OmniJaxError(f"glyphs: split {protocol}/{part} has no {match} classes")
+            raise OmniJaxError(f"glyphs: split {protocol}/{part} has no {'+'.join(sorted(wanted))} classes")
     remap = np.full(len(manifest["classes"]), -1, np.int64)
     remap[classes] = np.arange(len(classes))
     mask = remap[labels] >= 0
