@@ -176,6 +176,9 @@ def test_loader_reads_splits_and_verifies_checksum(built, tmp_path):
     assert all(n.startswith("Hebrew:") for n in heb.class_names) and heb.num_classes >= 1
     assert load_glyphs(out, "test", 14, protocol="loo_middle_eastern").images.shape[1:] == (14, 14, 1)
     assert len(load_glyphs(out, "test_in", protocol="cross_domain").labels) > 0
+    few = load_glyphs(out, "train", max_per_class=5)
+    assert few.class_counts().tolist() == [5] * train.num_classes
+    assert np.array_equal(few.images, load_glyphs(out, "train", max_per_class=5).images)
     every = load_glyphs(out, "all/Hebrew+greek", protocol="cross_domain")
     assert every.num_classes == 8 + 5 and {n.split(":")[0] for n in every.class_names} == {"Hebrew", "Greek"}
     with pytest.raises(OmniJaxError, match=r"unknown protocol 'cross_time'"):

@@ -163,13 +163,14 @@ def protocols(manifest: dict) -> List[str]:
 
 
 def load_glyphs(data_dir, split: str, image_size: Optional[int] = None, *, protocol: str = "cross_task",
-                verify: bool = True, **unused) -> ImageDataset:
+                verify: bool = True, max_per_class: Optional[int] = None, **unused) -> ImageDataset:
     """One split of the glyph benchmark: uint8 ``[N, S, S, 1]`` images, ink high.
 
     ``split`` is ``train``, ``val``, ``test`` (``cross_domain`` also has
     ``test_in``) or ``all`` (every class), optionally followed by
     ``/<Script>`` or ``/<Script>+<Script>...``; ``image_size`` None keeps the
-    stored 28.
+    stored 28. ``max_per_class`` keeps at most that many faces of each class
+    (a fixed random choice: Latin classes have up to a thousand faces).
     """
     from omni_jax.data.formats.images import to_array
 
@@ -202,6 +203,14 @@ def load_glyphs(data_dir, split: str, image_size: Optional[int] = None, *, proto
     remap = np.full(len(manifest["classes"]), -1, np.int64)
     remap[classes] = np.arange(len(classes))
     mask = remap[labels] >= 0
+    if max_per_class is not None:
+        if max_per_class < 1:
+            raise OmniJaxError(f"glyphs: max_per_class must be >= 1, got {max_per_class}")
+        rank = np.empty(len(labels), np.int64)
+        order = np.lexsort((np.random.default_rng(0).permutation(len(labels)), labels))
+        starts = np.searchsorted(labels[order], labels[order])
+        rank[order] = np.arange(len(labels)) - starts
+        mask &= rank < max_per_class
     x = images[mask]
     if image_size is not None and image_size != x.shape[1]:
         from PIL import Image
