@@ -1,0 +1,125 @@
+"""Few-shot evaluation (paper §6.1): new Omni-Heads on sampled test tasks, mean accuracy ± 95% CI.
+
+Task ``i`` of a setting is drawn from ``fold_in(PRNGKey(seed), i)``, so every
+method and every head is scored on the very same tasks. Tasks are processed
+in jitted chunks; images of a chunk are embedded once per flow in use.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Dict, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from omni_jax.algorithms.finetune import FinetuneConfig, finetune_logits
+from omni_jax.algorithms.maml import sgd_adapt
+from omni_jax.algorithms.pretrain import cross_entropy
+from omni_jax.algorithms.protonet import proto_logits
+from omni_jax.classification.augment import to_float
+from omni_jax.classification.episodes import DeviceSplit, sample_episode
+from omni_jax.classification.methods import MethodSpec
+from omni_jax.classification.model import eval_apply
+from omni_jax.nn.convnets import FewShotNet
+from omni_jax.training.metrics import mean_ci95
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    finetune: FinetuneConfig = FinetuneConfig()
+    maml_lr: float = 0.01
+    maml_steps: int = 10
+    images_per_call: int = 2048   # how many images one jitted chunk embeds
+    proto_for_finetune: bool = False  # score fine-tuned heads by nearest prototype (cheap; for validation)
+
+
+class Evaluator:
+    def __init__(self, net: FewShotNet, spec: MethodSpec, cfg: EvalConfig = EvalConfig()):
+        self.net, self.spec, self.cfg = net, spec, cfg
+        self._fns = {}
+
+    def _chunk_fn(self, heads: tuple, n_way: int, k_shot: int, n_query: int):
+        key = (heads, n_way, k_shot, n_query)
+        if key in self._fns:
+            return self._fns[key]
+        spec, cfg, net = self.spec, self.cfg, self.net
+        groups = {h: spec.head_groups(h) for h in heads}
+        comps = sorted({c for h in heads for g in groups[h] for c in g})
+        feat_flows = sorted({f for f, a in comps if a != "maml"})
+
+        def one_task_probs(variables, feats, ep, key):
+            out = {}
+            for flow, algo in comps:
+                if algo == "maml":
+                    out[(flow, algo)] = jax.nn.softmax(self._maml_logits(variables, ep, flow, n_way))
+                    continue
+                fs, fq = feats[flow]
+                if algo == "proto" or cfg.proto_for_finetune:
+                    logits = proto_logits(fs, ep["support"]["y"], fq, n_way)
+                else:
+                    logits = finetune_logits(key, fs, ep["support"]["y"], fq, n_way, cfg.finetune)
+                out[(flow, algo)] = jax.nn.softmax(logits)
+            return out
+
+        @jax.jit
+        def chunk(variables, split: DeviceSplit, keys):
+            eps = jax.vmap(lambda k: sample_episode(k, split, n_way, k_shot, n_query))(keys)
+            t = keys.shape[0]
+            s, q = n_way * k_shot, n_way * n_query
+            x = jnp.concatenate([eps["support"]["x"].reshape((t * s,) + eps["support"]["x"].shape[2:]),
+                                 eps["query"]["x"].reshape((t * q,) + eps["query"]["x"].shape[2:])])
+            x = to_float(x)
+            feats = {}
+            for flow in feat_flows:
+                f = eval_apply(net, variables, x, flow, "features")
+                feats[flow] = (f[:t * s].reshape(t, s, -1), f[t * s:].reshape(t, q, -1))
+            eps_f = {"support": {"x": to_float(eps["support"]["x"]), "y": eps["support"]["y"]},
+                     "query": {"x": to_float(eps["query"]["x"]), "y": eps["query"]["y"]}}
+            probs = jax.vmap(one_task_probs, in_axes=(None, 0, 0, 0))(
+                variables, feats, eps_f, jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
+            accs = {}
+            for h in heads:
+                votes = [jnp.mean(jnp.stack([probs[c] for c in g]), axis=0) for g in groups[h]]
+                p = jnp.mean(jnp.stack(votes), axis=0)                       # [T, Q, N]
+                accs[h] = jnp.mean(jnp.argmax(p, -1) == eps["query"]["y"], axis=-1)
+            return accs
+
+        self._fns[key] = chunk
+        return chunk
+
+    def _maml_logits(self, variables, ep, flow, n_way):
+        net, cfg = self.net, self.cfg
+        stats = variables["batch_stats"]
+        apply = lambda p, x: eval_apply(net, {"params": p, "batch_stats": stats}, x, flow, "episode",
+                                        batch_statistics=True)
+        loss = lambda p: cross_entropy(apply(p, ep["support"]["x"]), ep["support"]["y"])
+        adapted, _ = sgd_adapt(loss, variables["params"], lr=cfg.maml_lr, num_steps=cfg.maml_steps,
+                               first_order=True)
+        return apply(adapted, ep["query"]["x"])
+
+    def accuracies(self, variables, split: DeviceSplit, *, n_way: int, k_shot: int, n_query: int,
+                   num_tasks: int, seed: int, heads: Sequence[str]) -> Dict[str, np.ndarray]:
+        """Per-task query accuracies ``{head: [num_tasks]}`` (in [0, 1])."""
+        heads = tuple(heads)
+        for h in heads:
+            self.spec.head_algorithms(h)  # raises for an untrained head
+        per_task = n_way * (k_shot + n_query)
+        t = max(1, min(num_tasks, self.cfg.images_per_call // per_task))
+        chunk = self._chunk_fn(heads, n_way, k_shot, n_query)
+        base = jax.random.PRNGKey(seed)
+        out = {h: [] for h in heads}
+        for start in range(0, num_tasks, t):
+            keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + t))
+            accs = jax.device_get(chunk(variables, split, keys))
+            for h in heads:
+                out[h].append(np.asarray(accs[h]))
+        return {h: np.concatenate(v)[:num_tasks] for h, v in out.items()}
+
+
+def summarize(accs: np.ndarray) -> tuple[float, float]:
+    """Mean accuracy and 95% CI half-width, both in percent."""
+    m, ci = mean_ci95(np.asarray(accs) * 100.0)
+    return float(m), float(ci)

@@ -1,0 +1,153 @@
+"""Training for few-shot classification (paper §6.1): one mini-batch and one episode per step.
+
+    create_train_state(...)  -> TrainState (params, Adam [+ EMA teacher], batch statistics, best model)
+    make_train_chunk(...)    -> jitted (state, split) -> (state, metrics), ``chunk_size`` steps per call
+    train_and_evaluate(...)  -> trains with validation-based model selection, evaluates, writes results
+
+Each step draws a mini-batch (cross-entropy pre-training, Eq. 16) and an
+N-way K-shot episode (ProtoNet, Eq. 20, or MAML, Eq. 19) from the training
+split on the device, augments them, and takes one Adam step on the
+Omni-Loss (Eq. 15) of the method's terms (see ``methods.py``).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from omni_jax.algorithms.maml import maml
+from omni_jax.algorithms.pretrain import cross_entropy, cross_entropy_pretrain
+from omni_jax.algorithms.protonet import protonet
+from omni_jax.classification.augment import AugmentConfig, augment
+from omni_jax.classification.episodes import DeviceSplit, sample_batch, sample_episode
+from omni_jax.classification.methods import MethodSpec
+from omni_jax.classification.model import StatsThread, init_variables
+from omni_jax.nn.convnets import FewShotNet
+from omni_jax.omni import ema_teacher, omni_loss, teacher_params
+from omni_jax.training import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 64
+    n_way: int = 5
+    k_shot: int = 5
+    n_query: int = 16
+    meta_batch: int = 1
+    lr: float = 1e-3
+    ema_decay: float = 0.99
+    maml_inner_lr: float = 0.01
+    maml_steps: int = 1
+    maml_first_order: bool = True
+    distill_on: str = "probs"   # what R_pre / R_meta compare: "probs" (softmax) or "logits"
+
+
+def make_optimizer(spec: MethodSpec, tc: TrainConfig) -> optax.GradientTransformation:
+    tx = optax.adam(tc.lr)
+    if spec.weights.needs_teacher:
+        tx = optax.chain(tx, ema_teacher(tc.ema_decay))
+    return tx
+
+
+def create_train_state(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, image_shape, seed: int) -> TrainState:
+    key = jax.random.PRNGKey(seed)
+    k_init, k_run = jax.random.split(key)
+    variables = init_variables(net, k_init, image_shape)
+    params, stats = variables["params"], variables["batch_stats"]
+    opt_state = make_optimizer(spec, tc).init(params)
+    extra = {"batch_stats": stats, "best_params": params, "best_batch_stats": stats,
+             "best_val": jnp.asarray(-1.0, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)}
+    return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
+                      rng=jnp.asarray(k_run, jnp.uint32), extra=extra)
+
+
+def _outputs(algorithm, distill_on: str):
+    """An algorithm whose outputs (the distillation target) are softmax probabilities, or unchanged."""
+    if distill_on == "logits":
+        return algorithm
+
+    def probs(params, data, flow):
+        loss, logits = algorithm(params, data, flow)
+        return loss, jax.nn.softmax(logits)
+
+    return probs
+
+
+def make_loss_fn(net: FewShotNet, spec: MethodSpec, tc: TrainConfig) -> Callable:
+    """``(params, teacher, batch_stats, rng, batch, episode) -> (loss, (metrics, new_batch_stats))``."""
+
+    def loss_fn(params, teacher, stats, rng, batch, episode):
+        thread = StatsThread(net, params, stats, rng)
+        pre = _outputs(cross_entropy_pretrain(thread.fn("logits")), tc.distill_on)
+        if spec.meta == "proto":
+            meta = protonet(thread.fn("features"), tc.n_way, outputs=tc.distill_on)
+        else:
+            meta = _outputs(maml(thread.fn("episode"), cross_entropy, inner_lr=tc.maml_inner_lr,
+                                 num_steps=tc.maml_steps, first_order=tc.maml_first_order), tc.distill_on)
+        total, metrics = omni_loss(params, teacher, batch, episode, pre_algorithm=pre, meta_algorithm=meta,
+                                   weights=spec.weights)
+        return total, (metrics, thread.stats)
+
+    return loss_fn
+
+
+def sample_training_data(key, split: DeviceSplit, spec: MethodSpec, tc: TrainConfig, aug: AugmentConfig):
+    """The step's augmented mini-batch and episodes (``None`` where the method needs none)."""
+    k_b, k_e, k_ab, k_ae = jax.random.split(key, 4)
+    batch = episode = None
+    if spec.weights.needs_pre_data:
+        b = sample_batch(k_b, split, tc.batch_size)
+        batch = {"x": augment(k_ab, b["x"], aug), "y": b["y"]}
+    if spec.weights.needs_meta_data:
+        eps = jax.vmap(lambda k: sample_episode(k, split, tc.n_way, tc.k_shot, tc.n_query))(
+            jax.random.split(k_e, tc.meta_batch))
+        t, s, q = tc.meta_batch, tc.n_way * tc.k_shot, tc.n_way * tc.n_query
+        x = jnp.concatenate([eps["support"]["x"].reshape((t * s,) + eps["support"]["x"].shape[2:]),
+                             eps["query"]["x"].reshape((t * q,) + eps["query"]["x"].shape[2:])])
+        x = augment(k_ae, x, aug)
+        episode = {"support": {"x": x[:t * s].reshape(eps["support"]["x"].shape), "y": eps["support"]["y"]},
+                   "query": {"x": x[t * s:].reshape(eps["query"]["x"].shape), "y": eps["query"]["y"]}}
+    return batch, episode
+
+
+def make_train_step(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: AugmentConfig):
+    loss_fn = make_loss_fn(net, spec, tc)
+    tx = make_optimizer(spec, tc)
+
+    def step(state: TrainState, split: DeviceSplit):
+        rng, k_data, k_drop = jax.random.split(state.rng, 3)
+        batch, episode = sample_training_data(k_data, split, spec, tc, aug)
+        teacher = teacher_params(state.opt_state) if spec.weights.needs_teacher else None
+        (_, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, teacher, state.extra["batch_stats"], k_drop, batch, episode)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        extra = dict(state.extra, batch_stats=stats)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, rng=rng,
+                             extra=extra), metrics
+
+    return step
+
+
+def make_train_chunk(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: AugmentConfig, chunk_size: int):
+    """``(state, split) -> (state, mean metrics)`` running ``chunk_size`` jitted steps.
+
+    The steps are dispatched from Python rather than fused into one
+    ``lax.scan``: on XLA:CPU a Conv-4 step inside a scan (a while loop) ran
+    about 35x slower than the same step jitted alone (39 s vs 0.22 s per
+    5 steps here), while the dispatch overhead of a loop is well under 1 ms
+    per step. Dispatch is asynchronous, so the host never waits between steps.
+    """
+    step = jax.jit(make_train_step(net, spec, tc, aug))
+
+    def chunk(state, split):
+        ms = []
+        for _ in range(chunk_size):
+            state, m = step(state, split)
+            ms.append(m)
+        return state, jax.tree_util.tree_map(lambda *v: jnp.mean(jnp.stack(v)), *ms)
+
+    return chunk

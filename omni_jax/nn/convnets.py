@@ -1,0 +1,325 @@
+"""Convolutional Omni-Nets for few-shot classification (paper §6.1, §7.2).
+
+Backbones, each in an Omni version (every convolution an :class:`OmniConv`
+with 1x1 branches, every BatchNorm a :class:`FlowBatchNorm` with one copy per
+flow) and a plain version (``omni=False``):
+
+* ``conv4``: 4 x [3x3 conv, 64 channels, BN, ReLU, 2x2 max-pool] (Snell et al.).
+* ``resnet10`` / ``resnet18``: the ResNets of Chen et al. (7x7/2 stem,
+  3x3/2 max-pool, BasicBlocks [1,1,1,1] / [2,2,2,2] of widths 64-512,
+  global average pool).
+* ``resnet12``: the ResNet-12 of TADAM/MetaOptNet (4 blocks of three 3x3
+  convs with widths 64-160-320-640, LeakyReLU(0.1), 1x1 shortcut, 2x2
+  max-pool, DropBlock in the last two blocks).
+
+``num_plain`` keeps the first n blocks plain, shared by all flows (Figure 12;
+for conv4 a block is one conv layer, for the ResNets one residual block, and
+the ResNet stem counts as plain as soon as ``num_plain > 0``).
+
+``star=True`` gives the plain backbone with the Omni backbone's convolution
+parameter count (ResNet-18*, Table 7): each convolution gets two extra 1x1
+convolutions that are always added, so there is one flow but as many
+convolution weights as the Omni version. (BatchNorm is not tripled, so the
+Omni version keeps 4·C more scale/bias parameters per norm, < 0.1%.)
+
+The 2x2 max-pool is a reshape and a max rather than ``nn.max_pool``: it gives
+the same values and, on XLA:CPU, its backward pass is much cheaper than the
+select-and-scatter of ``reduce_window`` (measured in
+``benchmarks/classification_throughput.py``).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from omni_jax.nn.layers import FlowBatchNorm, OmniConv, OmniHead, check_flow
+
+BACKBONES = ("conv4", "resnet10", "resnet12", "resnet18")
+
+
+def max_pool_2x2(x: jnp.ndarray) -> jnp.ndarray:
+    """2x2 max-pool with stride 2 (floor on odd sizes, like ``VALID``), as a reshape and a max."""
+    b, h, w, c = x.shape
+    h2, w2 = h // 2, w // 2
+    x = x[:, :2 * h2, :2 * w2, :]
+    return jnp.max(x.reshape(b, h2, 2, w2, 2, c), axis=(2, 4))
+
+
+def max_pool_window(x: jnp.ndarray) -> jnp.ndarray:
+    """The same pool through ``nn.max_pool`` (reduce_window); kept for the benchmark and tests."""
+    return nn.max_pool(x, (2, 2), strides=(2, 2), padding="VALID")
+
+
+POOLS = {"reshape": max_pool_2x2, "window": max_pool_window}
+
+
+class DropBlock(nn.Module):
+    """DropBlock (Ghiasi et al., 2018), as used by ResNet-12 in TADAM/MetaOptNet.
+
+    Drops ``block_size`` x ``block_size`` squares with overall rate
+    ``drop_rate`` and rescales the kept activations. Needs the ``dropout`` rng
+    when not deterministic.
+    """
+
+    drop_rate: float = 0.1
+    block_size: int = 5
+
+    @nn.compact
+    def __call__(self, x, deterministic: bool = True):
+        if deterministic or self.drop_rate <= 0:
+            return x
+        b, h, w, c = x.shape
+        bs = min(self.block_size, h, w)
+        valid_h, valid_w = h - bs + 1, w - bs + 1
+        gamma = self.drop_rate / (bs * bs) * (h * w) / (valid_h * valid_w)
+        seeds = jax.random.bernoulli(self.make_rng("dropout"), gamma, (b, valid_h, valid_w, c))
+        pad_lo, pad_hi = bs // 2, bs - 1 - bs // 2
+        seeds = jnp.pad(seeds.astype(x.dtype), ((0, 0), (pad_lo, h - valid_h - pad_lo),
+                                                (pad_lo, w - valid_w - pad_lo), (0, 0)))
+        # Grow each seed into a block: a max over a bs x bs window, stride 1.
+        block = nn.max_pool(seeds, (bs, bs), strides=(1, 1),
+                            padding=((pad_hi, pad_lo), (pad_hi, pad_lo)))
+        keep = 1.0 - block
+        scale = keep.size / jnp.maximum(jnp.sum(keep), 1.0)
+        return x * keep * jax.lax.stop_gradient(scale)
+
+
+class StarConv(nn.Module):
+    """A plain convolution carrying two extra, always-on 1x1 convolutions (ResNet-18*)."""
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    strides: Sequence[int] = (1, 1)
+    use_bias: bool = False
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint"):
+        init = nn.initializers.kaiming_normal()
+        y = nn.Conv(self.features, tuple(self.kernel_size), tuple(self.strides), padding="SAME",
+                    use_bias=self.use_bias, kernel_init=init, name="joint")(x)
+        for name in ("extra_a", "extra_b"):
+            y = y + nn.Conv(self.features, (1, 1), tuple(self.strides), padding="SAME", use_bias=False,
+                            kernel_init=init, name=name)(x)
+        return y
+
+
+def _conv(features, kernel_size, strides, omni, star, name):
+    if star:
+        return StarConv(features, kernel_size, strides, name=name)
+    return OmniConv(features, kernel_size, strides, padding="SAME", omni=omni, name=name)
+
+
+class ConvBNAct(nn.Module):
+    """Conv (Omni-Layer) -> per-flow BatchNorm -> activation."""
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    strides: Sequence[int] = (1, 1)
+    omni: bool = True
+    star: bool = False
+    act: str = "relu"
+
+    @nn.compact
+    def __call__(self, x, flow, bn_train: bool):
+        x = _conv(self.features, self.kernel_size, self.strides, self.omni, self.star, "conv")(x, flow)
+        x = FlowBatchNorm(omni=self.omni, name="bn")(x, flow, use_running_average=not bn_train)
+        if self.act == "relu":
+            return nn.relu(x)
+        if self.act == "leaky_relu":
+            return nn.leaky_relu(x, 0.1)
+        return x
+
+
+class Conv4(nn.Module):
+    """Conv-4; returns the flattened feature map (64 for 28x28 inputs, 1600 for 84x84)."""
+
+    width: int = 64
+    depth: int = 4
+    omni: bool = True
+    num_plain: int = 0
+    star: bool = False
+    pool: str = "reshape"
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None):
+        bn_train = train if bn_train is None else bn_train
+        pool = POOLS[self.pool]
+        for i in range(self.depth):
+            x = ConvBNAct(self.width, omni=self.omni and i >= self.num_plain, star=self.star,
+                          name=f"block{i}")(x, flow, bn_train)
+            x = pool(x)
+        return x.reshape(x.shape[0], -1)
+
+
+class BasicBlock(nn.Module):
+    """The ResNet-10/18 residual block (two 3x3 convs, 1x1 projection when the shape changes)."""
+
+    features: int
+    strides: int = 1
+    omni: bool = True
+    star: bool = False
+
+    @nn.compact
+    def __call__(self, x, flow, bn_train: bool):
+        s = (self.strides, self.strides)
+        y = ConvBNAct(self.features, (3, 3), s, self.omni, self.star, "relu", name="conv1")(x, flow, bn_train)
+        y = ConvBNAct(self.features, (3, 3), (1, 1), self.omni, self.star, "none", name="conv2")(y, flow, bn_train)
+        if self.strides != 1 or x.shape[-1] != self.features:
+            x = ConvBNAct(self.features, (1, 1), s, self.omni, self.star, "none", name="shortcut")(x, flow, bn_train)
+        return nn.relu(x + y)
+
+
+class ResNet(nn.Module):
+    """ResNet-10 (``stages=(1,1,1,1)``) and ResNet-18 (``(2,2,2,2)``) of Chen et al."""
+
+    stages: Sequence[int] = (2, 2, 2, 2)
+    widths: Sequence[int] = (64, 128, 256, 512)
+    omni: bool = True
+    num_plain: int = 0
+    star: bool = False
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None):
+        bn_train = train if bn_train is None else bn_train
+        x = ConvBNAct(self.widths[0], (7, 7), (2, 2), self.omni and self.num_plain == 0, self.star,
+                      name="stem")(x, flow, bn_train)
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+        k = 0
+        for si, (n, w) in enumerate(zip(self.stages, self.widths)):
+            for bi in range(n):
+                stride = 2 if (si > 0 and bi == 0) else 1
+                x = BasicBlock(w, stride, self.omni and k >= self.num_plain, self.star,
+                               name=f"block{k}")(x, flow, bn_train)
+                k += 1
+        return jnp.mean(x, axis=(1, 2))
+
+
+class ResNet12Block(nn.Module):
+    features: int
+    omni: bool = True
+    star: bool = False
+    drop_rate: float = 0.0
+    block_size: int = 1
+
+    @nn.compact
+    def __call__(self, x, flow, bn_train: bool, train: bool):
+        y = x
+        for i, act in enumerate(("leaky_relu", "leaky_relu", "none")):
+            y = ConvBNAct(self.features, (3, 3), (1, 1), self.omni, self.star, act, name=f"conv{i + 1}")(y, flow, bn_train)
+        x = ConvBNAct(self.features, (1, 1), (1, 1), self.omni, self.star, "none", name="shortcut")(x, flow, bn_train)
+        y = nn.leaky_relu(x + y, 0.1)
+        y = max_pool_2x2(y)
+        return DropBlock(self.drop_rate, self.block_size, name="dropblock")(y, deterministic=not train)
+
+
+class ResNet12(nn.Module):
+    """ResNet-12 with DropBlock (rate ``drop_rate``, block 5 in the last two blocks)."""
+
+    widths: Sequence[int] = (64, 160, 320, 640)
+    omni: bool = True
+    num_plain: int = 0
+    star: bool = False
+    drop_rate: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None):
+        bn_train = train if bn_train is None else bn_train
+        for i, w in enumerate(self.widths):
+            last_two = i >= len(self.widths) - 2
+            x = ResNet12Block(w, self.omni and i >= self.num_plain, self.star,
+                              self.drop_rate if last_two else 0.0, 5 if last_two else 1,
+                              name=f"block{i}")(x, flow, bn_train, train)
+        return jnp.mean(x, axis=(1, 2))
+
+
+def make_backbone(name: str, *, omni: bool = True, num_plain: int = 0, star: bool = False,
+                  width: int = 64, pool: str = "reshape", drop_rate: float = 0.1, depth: int = 4) -> nn.Module:
+    """A backbone by name (``BACKBONES``); raises ``ValueError`` for an unknown one."""
+    if star and omni:
+        raise ValueError("star=True is the plain backbone with the Omni parameter count; it needs omni=False")
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r}; expected one of {sorted(POOLS)}")
+    if name == "conv4":
+        return Conv4(width=width, depth=depth, omni=omni, num_plain=num_plain, star=star, pool=pool)
+    if name == "resnet10":
+        return ResNet(stages=(1, 1, 1, 1), omni=omni, num_plain=num_plain, star=star)
+    if name == "resnet18":
+        return ResNet(stages=(2, 2, 2, 2), omni=omni, num_plain=num_plain, star=star)
+    if name == "resnet12":
+        return ResNet12(omni=omni, num_plain=num_plain, star=star, drop_rate=drop_rate)
+    raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
+
+
+class FewShotNet(nn.Module):
+    """A backbone F and an Omni-Head H (Figure 4) for classification.
+
+    ``output``:
+      * ``"features"``: the flow's representation F_flow(x) (what ProtoNet and
+        the test-time heads use);
+      * ``"logits"``: H_flow(F_flow(x)) over the ``num_classes`` training
+        classes (the cross-entropy pre-training head, Eq. 16);
+      * ``"episode"``: an ``episode_ways``-way head (MAML's head, Eq. 19).
+
+    ``twin=True`` holds two independent plain networks, one for the pre-flow
+    and one for the meta-flow (the "Ensemble" comparison: a pre-trained and a
+    meta-trained model trained side by side); the joint flow is the first.
+    """
+
+    backbone: nn.Module
+    num_classes: int
+    omni: bool = True
+    episode_ways: int = 0
+    twin: bool = False
+
+    def setup(self):
+        if self.twin:
+            self.twin_backbones = [self.backbone.clone(name=None), self.backbone.clone(name=None)]
+            self.twin_heads = [OmniHead(self.num_classes, omni=False), OmniHead(self.num_classes, omni=False)]
+            if self.episode_ways:
+                self.twin_episode = [OmniHead(self.episode_ways, omni=False),
+                                     OmniHead(self.episode_ways, omni=False)]
+        else:
+            self.body = self.backbone.clone(name=None)
+            self.head = OmniHead(self.num_classes, omni=self.omni)
+            if self.episode_ways:
+                self.episode_head = OmniHead(self.episode_ways, omni=self.omni)
+
+    def __call__(self, x, flow: str = "joint", *, output: str = "logits", train: bool = False,
+                 bn_train: Optional[bool] = None):
+        check_flow(flow)
+        if output not in ("features", "logits", "episode"):
+            raise ValueError(f"output must be features, logits or episode, got {output!r}")
+        if self.twin:
+            if self.is_initializing():
+                outs = [self._twin(i, x, output, train, bn_train) for i in (0, 1)]
+                return outs[1 if flow == "meta" else 0]
+            return self._twin(1 if flow == "meta" else 0, x, output, train, bn_train)
+        h = self.body(x, flow, train=train, bn_train=bn_train)
+        if self.is_initializing():
+            logits = self.head(h, flow)
+            ep = self.episode_head(h, flow) if self.episode_ways else None
+            return {"features": h, "logits": logits, "episode": ep}[output]
+        if output == "features":
+            return h
+        if output == "logits":
+            return self.head(h, flow)
+        return self.episode_head(h, flow)
+
+    def _twin(self, i, x, output, train, bn_train):
+        h = self.twin_backbones[i](x, "joint", train=train, bn_train=bn_train)
+        if self.is_initializing():
+            logits = self.twin_heads[i](h, "joint")
+            ep = self.twin_episode[i](h, "joint") if self.episode_ways else None
+            return {"features": h, "logits": logits, "episode": ep}[output]
+        if output == "features":
+            return h
+        if output == "logits":
+            return self.twin_heads[i](h, "joint")
+        return self.twin_episode[i](h, "joint")
+
+
+def count_params(tree: Any) -> int:
+    return int(sum(x.size for x in jax.tree_util.tree_leaves(tree)))

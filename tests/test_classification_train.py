@@ -1,0 +1,110 @@
+"""Training steps (BatchNorm statistics per flow, teacher, MAML) and the classify CLI end to end."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from omni_jax import cli
+from omni_jax.classification.augment import AugmentConfig
+from omni_jax.classification.datasets import synthetic_split
+from omni_jax.classification.episodes import to_device
+from omni_jax.classification.methods import method_spec
+from omni_jax.classification.train import TrainConfig, create_train_state, make_train_chunk
+from omni_jax.nn.convnets import Conv4, FewShotNet
+
+TC = TrainConfig(batch_size=8, n_way=3, k_shot=2, n_query=2)
+
+
+def _net(spec):
+    body = Conv4(width=4, depth=2, omni=spec.omni)
+    return FewShotNet(body, num_classes=6, omni=spec.omni, episode_ways=TC.n_way if spec.meta == "maml" else 0,
+                      twin=spec.twin)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return to_device(synthetic_split(6, 8, 8, 1, seed=0))
+
+
+def _bn_means(stats):
+    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(stats)
+            if "mean" in jax.tree_util.keystr(k)}
+
+
+def _changed(before, after):
+    return {k for k in before if not np.allclose(before[k], after[k])}
+
+
+def test_omni_proto_step_updates_every_flows_statistics_and_the_teacher(split):
+    spec = method_spec("omni_proto")
+    net = _net(spec)
+    state = create_train_state(net, spec, TC, (8, 8, 1), 0)
+    new, metrics = make_train_chunk(net, spec, TC, AugmentConfig(), 2)(state, split)
+    changed = _changed(_bn_means(state.extra["batch_stats"]), _bn_means(new.extra["batch_stats"]))
+    for flow in ("joint", "pre", "meta"):
+        assert any(f"'{flow}'" in k for k in changed), flow
+    assert set(metrics) >= {"loss/joint_pre", "loss/joint_meta", "loss/pre", "loss/meta", "loss/distill_pre",
+                            "loss/distill_meta", "loss/total"}
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    from omni_jax.omni import teacher_params
+    t0, t1 = teacher_params(state.opt_state), teacher_params(new.opt_state)
+    p1 = new.params
+    leaf = lambda t: np.asarray(t["body"]["block0"]["conv"]["meta"]["kernel"])
+    assert not np.allclose(leaf(t0), leaf(t1)) and not np.allclose(leaf(t1), leaf(p1))  # EMA moves, lags
+
+
+def test_maml_step_trains_but_leaves_running_statistics_alone(split):
+    spec = method_spec("maml")
+    net = _net(spec)
+    state = create_train_state(net, spec, TC, (8, 8, 1), 0)
+    new, metrics = make_train_chunk(net, spec, TC, AugmentConfig(), 1)(state, split)
+    assert not _changed(_bn_means(state.extra["batch_stats"]), _bn_means(new.extra["batch_stats"]))
+    k = lambda s: np.asarray(s.params["body"]["block0"]["conv"]["joint"]["kernel"])
+    assert not np.allclose(k(state), k(new)) and np.isfinite(float(metrics["loss/total"]))
+
+
+SMALL = ["--config.model.width=4", "--config.model.depth=2", "--config.data.synthetic_size=8",
+         "--config.data.synthetic_classes=(8, 6, 6)", "--config.data.synthetic_per_class=10",
+         "--config.train.num_steps=4", "--config.train.chunk_size=2", "--config.train.ckpt_every=2",
+         "--config.train.val_every=2", "--config.train.val_tasks=4", "--config.train.n_way=3",
+         "--config.train.k_shot=1", "--config.train.n_query=3", "--config.train.batch_size=8",
+         "--config.eval.num_tasks=6", "--config.eval.settings=((3, 1),)", "--config.eval.finetune_epochs=2",
+         "--no-progress"]
+
+
+def test_cli_trains_selects_evaluates_and_writes_results(tmp_path, capsys):
+    wd = tmp_path / "run"
+    argv = ["classify", "--dataset", "synthetic", "--method", "joint", "--workdir", str(wd),
+            "--config.eval.heads=('joint', 'ensemble')"] + SMALL
+    assert cli.main(argv) == 0
+    records = json.loads((wd / "results.json").read_text())
+    assert [r["head"] for r in records] == ["joint", "ensemble"]
+    for r in records:
+        assert {"dataset", "method", "backbone", "n_way", "k_shot", "head", "accuracy", "ci95"} <= set(r)
+        assert r["dataset"] == "synthetic" and r["method"] == "joint" and r["backbone"] == "conv4"
+        assert (r["n_way"], r["k_shot"]) == (3, 1) and 0 <= r["accuracy"] <= 100 and r["ci95"] >= 0
+    lines = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [2, 4] and all("val/accuracy" in l for l in lines)
+    out = capsys.readouterr().out
+    assert "3-way 1-shot" in out and "±" in out
+    # Rerunning resumes from the final checkpoint: no training, same results.
+    assert cli.main(argv) == 0
+    assert json.loads((wd / "results.json").read_text()) == records
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--method", "relationnet"], "unknown method 'relationnet'"),
+    (["--backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["--config.train.n_way=9"], "fewer than n_way=9"),
+    (["--config.train.n_query=12"], "fewer than k_shot+n_query=13"),
+    (["--dataset", "miniimagenet", "--data-dir", "/nonexistent/mini"], "/nonexistent/mini"),
+])
+def test_cli_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, args, message):
+    wd = tmp_path / "bad"
+    argv = ["classify", "--dataset", "synthetic", "--workdir", str(wd)] + SMALL + args
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("omni-jax: error:") and message in err and "\n" not in err
+    assert not wd.exists()
