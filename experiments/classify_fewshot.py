@@ -29,6 +29,10 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.data = d = ml_collections.ConfigDict()
     d.image_size = -1               # -1: preset; 0: the stored size
+    d.train_split = "train"         # split names passed to the loader; glyphs accept e.g. "test/Arabic+Hebrew+Khmer"
+    d.val_split = "val"
+    d.test_split = "test"
+    d.max_per_class = 0             # glyphs: keep at most this many faces per class (0: all)
     d.on_error = "skip"             # undecodable images: "skip" (counted in the log) or "raise"
     d.crop_padding = -1             # augmentation (-1/"auto": preset)
     d.flip = "auto"

@@ -104,3 +104,18 @@ def test_unknown_backbone_and_star_with_omni_are_errors():
         make_backbone("vgg")
     with pytest.raises(ValueError, match="star"):
         make_backbone("conv4", omni=True, star=True)
+
+
+def test_fused_omni_conv_equals_omni_conv_in_params_outputs_and_grads():
+    fused = FewShotNet(make_backbone("conv4", omni=True, width=6, depth=2, fused=True), num_classes=4)
+    plain = FewShotNet(make_backbone("conv4", omni=True, width=6, depth=2, fused=False), num_classes=4)
+    v, x = _init(fused, (3, 12, 12, 2))
+    vp, _ = _init(plain, (3, 12, 12, 2))
+    assert jax.tree_util.tree_structure(v) == jax.tree_util.tree_structure(vp)
+    for flow in ("joint", "pre", "meta"):
+        f = lambda net: jax.jit(jax.value_and_grad(
+            lambda p: jnp.sum(jnp.sin(net.apply({"params": p, "batch_stats": v["batch_stats"]}, x, flow,
+                                                output="logits", train=False)))))(v["params"])
+        (a, ga), (b, gb) = f(fused), f(plain)
+        np.testing.assert_allclose(a, b, rtol=1e-4)
+        jax.tree_util.tree_map(lambda u, w: np.testing.assert_allclose(u, w, rtol=1e-3, atol=1e-5), ga, gb)

@@ -29,8 +29,10 @@ def synthetic_split(num_classes: int, per_class: int, size: int = 28, channels: 
 
 
 def load_splits(name: str, data_dir: Optional[str], image_size: Optional[int] = -1,
-                synthetic: Optional[dict] = None, **kwargs) -> Dict[str, ImageDataset]:
-    """``{"train", "val", "test"}`` splits of dataset ``name``."""
+                synthetic: Optional[dict] = None, split_names: Optional[Dict[str, str]] = None,
+                **kwargs) -> Dict[str, ImageDataset]:
+    """``{"train", "val", "test"}`` splits of dataset ``name``; ``split_names`` maps
+    them to the loader's split names (e.g. ``{"test": "test/Arabic"}`` for glyphs)."""
     if name == "synthetic":
         s = dict(classes=(32, 12, 12), per_class=30, size=28, channels=1)
         s.update(synthetic or {})
@@ -40,4 +42,5 @@ def load_splits(name: str, data_dir: Optional[str], image_size: Optional[int] = 
     from omni_jax.data.formats import load_dataset
     if data_dir is None:
         raise OmniJaxError(f"dataset {name} needs --data-dir (omni-jax never downloads datasets)")
-    return {split: load_dataset(name, data_dir, split, image_size, **kwargs) for split in SPLITS}
+    names = dict(zip(SPLITS, SPLITS), **(split_names or {}))
+    return {split: load_dataset(name, data_dir, names[split], image_size, **kwargs) for split in SPLITS}

@@ -78,7 +78,7 @@ def validate(cfg, method: str, backbone: str) -> None:
                               "train.ckpt_every", "train.val_every", "train.val_tasks", "eval.num_tasks",
                               "eval.n_query", "eval.finetune_epochs", "eval.finetune_batch", "eval.finetune_lr",
                               "eval.maml_steps", "eval.maml_lr", "eval.images_per_call", "model.width", "model.depth")
-    config_lib.check_positive(cfg, "loss.lam", "model.num_plain", "data.crop_padding", "data.jitter",
+    config_lib.check_positive(cfg, "loss.lam", "model.num_plain", "data.max_per_class", "data.crop_padding", "data.jitter",
                               "model.drop_rate", allow_zero=True)
     req(str(cfg.data.flip).lower() in ("true", "false"), f"config field data.flip must be true/false/auto, got {cfg.data.flip!r}")
     req(cfg.data.on_error in ("skip", "raise"), f"config field data.on_error must be skip or raise, got {cfg.data.on_error!r}")
@@ -131,7 +131,7 @@ def results_table(records) -> str:
              "-" * 76]
     for r in records:
         lines.append(f"{r['dataset']:<22} {r['method']:<11} {r['backbone']:<9} "
-                     f"{r['n_way']}-way {r['k_shot']}-shot{'':<3} {r['head']:<9} "
+                     f"{str(r['n_way']) + '-way ' + str(r['k_shot']) + '-shot':<14} {r['head']:<9} "
                      f"{r['accuracy']:.2f} ± {r['ci95']:.2f}")
     return "\n".join(lines)
 
@@ -157,6 +157,9 @@ def run(args, overrides) -> int:
 
     # Data: load, check every split against the episodes it must give, then upload.
     kw = {} if dataset == "synthetic" else {"on_error": cfg.data.on_error}
+    if dataset.startswith("glyphs") and cfg.data.max_per_class > 0:
+        kw["max_per_class"] = cfg.data.max_per_class
+    kw["split_names"] = {"train": cfg.data.train_split, "val": cfg.data.val_split, "test": cfg.data.test_split}
     syn = {"classes": tuple(cfg.data.synthetic_classes), "per_class": cfg.data.synthetic_per_class,
            "size": cfg.data.synthetic_size}
     splits = load_splits(dataset, args.data_dir, cfg.data.image_size or None, synthetic=syn, **kw)

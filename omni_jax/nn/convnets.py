@@ -87,6 +87,50 @@ class DropBlock(nn.Module):
         return x * keep * jax.lax.stop_gradient(scale)
 
 
+class _Kernel(nn.Module):
+    """A bare conv kernel, named like the ``nn.Conv`` it stands in for (params ``{name: {"kernel"}}``)."""
+
+    shape: Sequence[int]
+
+    @nn.compact
+    def __call__(self):
+        return self.param("kernel", nn.initializers.kaiming_normal(), tuple(self.shape))
+
+
+class FusedOmniConv(nn.Module):
+    """An :class:`OmniConv` (stride 1, SAME, odd k x k main chunk, 1x1 branches) computed as one convolution.
+
+    With stride 1 and SAME padding a 1x1 convolution is the k x k convolution
+    whose kernel is zero but for its centre tap, so
+    ``f_joint(x) + f_branch(x) = conv(x, W_joint + centre(W_branch))``: the
+    pre- and meta-flows cost one convolution, like the joint flow. The
+    parameters are exactly :class:`OmniConv`'s (``joint``/``pre``/``meta``,
+    each ``{"kernel"}``), and so are the outputs and gradients up to float
+    rounding (tested).
+    """
+
+    features: int
+    kernel_size: Sequence[int] = (3, 3)
+    omni: bool = True
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint"):
+        check_flow(flow)
+        kh, kw = self.kernel_size
+        cin = x.shape[-1]
+        w = _Kernel((kh, kw, cin, self.features), name="joint")()
+        if self.omni:
+            branches = {}
+            if self.is_initializing():
+                branches = {b: _Kernel((1, 1, cin, self.features), name=b)() for b in ("pre", "meta")}
+            elif flow != "joint":
+                branches = {flow: _Kernel((1, 1, cin, self.features), name=flow)()}
+            if flow != "joint":
+                w = w.at[kh // 2, kw // 2].add(branches[flow][0, 0])
+        return jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 class StarConv(nn.Module):
     """A plain convolution carrying two extra, always-on 1x1 convolutions (ResNet-18*)."""
 
@@ -106,9 +150,11 @@ class StarConv(nn.Module):
         return y
 
 
-def _conv(features, kernel_size, strides, omni, star, name):
+def _conv(features, kernel_size, strides, omni, star, name, fused=True):
     if star:
         return StarConv(features, kernel_size, strides, name=name)
+    if fused and omni and tuple(strides) == (1, 1) and all(k % 2 == 1 for k in kernel_size):
+        return FusedOmniConv(features, kernel_size, omni, name=name)
     return OmniConv(features, kernel_size, strides, padding="SAME", omni=omni, name=name)
 
 
@@ -121,10 +167,11 @@ class ConvBNAct(nn.Module):
     omni: bool = True
     star: bool = False
     act: str = "relu"
+    fused: bool = True
 
     @nn.compact
     def __call__(self, x, flow, bn_train: bool):
-        x = _conv(self.features, self.kernel_size, self.strides, self.omni, self.star, "conv")(x, flow)
+        x = _conv(self.features, self.kernel_size, self.strides, self.omni, self.star, "conv", self.fused)(x, flow)
         x = FlowBatchNorm(omni=self.omni, name="bn")(x, flow, use_running_average=not bn_train)
         if self.act == "relu":
             return nn.relu(x)
@@ -142,13 +189,14 @@ class Conv4(nn.Module):
     num_plain: int = 0
     star: bool = False
     pool: str = "reshape"
+    fused: bool = True   # Omni-Layers as one convolution each (FusedOmniConv)
 
     @nn.compact
     def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None):
         bn_train = train if bn_train is None else bn_train
         pool = POOLS[self.pool]
         for i in range(self.depth):
-            x = ConvBNAct(self.width, omni=self.omni and i >= self.num_plain, star=self.star,
+            x = ConvBNAct(self.width, omni=self.omni and i >= self.num_plain, star=self.star, fused=self.fused,
                           name=f"block{i}")(x, flow, bn_train)
             x = pool(x)
         return x.reshape(x.shape[0], -1)
@@ -236,14 +284,15 @@ class ResNet12(nn.Module):
 
 
 def make_backbone(name: str, *, omni: bool = True, num_plain: int = 0, star: bool = False,
-                  width: int = 64, pool: str = "reshape", drop_rate: float = 0.1, depth: int = 4) -> nn.Module:
+                  width: int = 64, pool: str = "reshape", drop_rate: float = 0.1, depth: int = 4,
+                  fused: bool = True) -> nn.Module:
     """A backbone by name (``BACKBONES``); raises ``ValueError`` for an unknown one."""
     if star and omni:
         raise ValueError("star=True is the plain backbone with the Omni parameter count; it needs omni=False")
     if pool not in POOLS:
         raise ValueError(f"unknown pool {pool!r}; expected one of {sorted(POOLS)}")
     if name == "conv4":
-        return Conv4(width=width, depth=depth, omni=omni, num_plain=num_plain, star=star, pool=pool)
+        return Conv4(width=width, depth=depth, omni=omni, num_plain=num_plain, star=star, pool=pool, fused=fused)
     if name == "resnet10":
         return ResNet(stages=(1, 1, 1, 1), omni=omni, num_plain=num_plain, star=star)
     if name == "resnet18":
