@@ -53,7 +53,7 @@ def get_config() -> ml_collections.ConfigDict:
     v.max_steps = 4
     v.lr = 0.1
     v.task_chunk = 40
-    v.omni_head = "meta"
+    v.omni_head = "joint"                 # which head is reported as "omni" (every head is also reported)
     return c
 
 
