@@ -53,7 +53,9 @@ def bench_env(name: str, *, meta_batch: int, num_traj: int, method: str, first_o
     state = tr.init_state(cfg, env, policy, opt, method)
     step = tr.make_chunk_fn(cfg, env, policy, weights, opt, chunk_size=1)
     pre_flows, meta_flows = tr.flows_of(weights)
-    groups = len(set(pre_flows) | set(meta_flows)) + len(meta_flows)  # first rollout + query rollout
+    # useful trajectories: the first rollout + the query rollout (Omni-Training's pre-flow also acts in
+    # the query phase of the two-phase scan, and those dropped samples are not counted)
+    groups = len(set(pre_flows) | set(meta_flows)) + len(meta_flows)
     T = cfg.env.horizon
     steps = groups * meta_batch * num_traj * T
 
