@@ -7,6 +7,13 @@ Writes to the work directory (default ``runs/classify/<dataset>/<method>_<backbo
 and validation accuracy) and ``results.json``: one record per test setting
 and head, ``{"dataset", "method", "backbone", "n_way", "k_shot", "head",
 "accuracy", "ci95", ...}`` with accuracy and CI in percent.
+
+Model selection: every ``train.val_every`` steps the model is scored on
+``train.val_tasks`` validation episodes of the training setting, with the
+first reported head's flows; fine-tuned (Baseline) heads are scored there by
+nearest prototype, since fine-tuning 100 epochs per task is the costly part
+of testing. The best-scoring parameters and BatchNorm statistics are kept in
+the checkpoint and are the ones tested.
 """
 from __future__ import annotations
 
