@@ -9,6 +9,8 @@ against about 2,000 for 'generalized' (see omni_jax/rl/envs.py).
 """
 import ml_collections
 
+from omni_jax.omni import omni_config
+
 
 def get_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
@@ -37,15 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.chunk_size = 10
     t.ckpt_every = 50
 
-    c.omni = o = ml_collections.ConfigDict()
-    o.joint_pre = True
-    o.joint_meta = True
-    o.pre = True
-    o.meta = True
-    o.distill_pre = True
-    o.distill_meta = True
-    o.lam = 3.0
-    o.ema_decay = 0.99
+    c.omni = omni_config(lam=3.0, ema_decay=0.99)   # Omni-Loss terms, λ, EMA teacher β (paper defaults)
 
     c.eval = v = ml_collections.ConfigDict()
     v.num_tasks = 2000                    # paper

@@ -37,7 +37,8 @@ import optax
 
 from omni_jax import config as config_lib
 from omni_jax.errors import OmniJaxError
-from omni_jax.omni import METHOD_WEIGHTS, OmniLossWeights, ema_teacher, omni_loss, teacher_params
+from omni_jax import omni as omni_lib
+from omni_jax.omni import OmniLossWeights, ema_teacher, omni_loss, teacher_params
 from omni_jax.rl import acting, losses
 from omni_jax.rl.envs import BACKENDS, ENVS, make_env
 from omni_jax.rl.networks import GaussianPolicy
@@ -74,7 +75,7 @@ def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         req(cfg.train[f] % cfg.train.chunk_size == 0,
             f"config field train.{f}={cfg.train[f]} must be a multiple of train.chunk_size={cfg.train.chunk_size}")
     try:
-        omni_weights(cfg)
+        omni_lib.weights_from_config(cfg.omni)
     except ValueError as e:
         raise OmniJaxError(f"config group omni: {e}") from None
     if mesh is not None:
@@ -82,14 +83,8 @@ def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         check_divisible(cfg.eval.task_chunk, mesh, "eval.task_chunk")
 
 
-def omni_weights(cfg) -> OmniLossWeights:
-    o = cfg.omni
-    return OmniLossWeights(joint_pre=o.joint_pre, joint_meta=o.joint_meta, pre=o.pre, meta=o.meta,
-                           distill_pre=o.distill_pre, distill_meta=o.distill_meta, lam=float(o.lam))
-
-
 def method_weights(cfg, method: str) -> OmniLossWeights:
-    return omni_weights(cfg) if method == "omni" else METHOD_WEIGHTS[method]
+    return omni_lib.method_weights(method, cfg.omni)
 
 
 def fingerprint(cfg, method: str) -> dict:
