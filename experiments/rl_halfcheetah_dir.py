@@ -1,65 +1,24 @@
 """HalfCheetah direction: reward d * v - 0.05 ||a||^2, d ~ U{-1, +1}; paper §6.3 (Figure 8).
 
     omni-jax rl --env halfcheetah_dir --quick                                   # a CPU smoke run
-    omni-jax rl --env halfcheetah_dir --workdir runs/rl_halfcheetah_dir                    # the paper's protocol (a GPU)
+    omni-jax rl --env halfcheetah_dir --workdir runs/rl_halfcheetah_dir         # the paper's protocol (a GPU)
     omni-jax rl --env halfcheetah_dir --config.env.backend=generalized          # MuJoCo-like physics, ~2.5x slower
 
-The backend defaults to 'spring': on a 2-core CPU it ran about 5,000 steps/s
-against about 2,000 for 'generalized' (see omni_jax/rl/envs.py).
+Everything but the task is the velocity experiment's config (rl_halfcheetah_vel.py).
 """
 import ml_collections
 
-from omni_jax.omni import omni_config
+from omni_jax.config import load_config
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.seed = 0
-
-    c.env = e = ml_collections.ConfigDict()
-    e.name = "halfcheetah_dir"
-    e.horizon = 200                       # paper
-    e.backend = "spring"                  # generalized | positional | spring | mjx
-
-    c.policy = p = ml_collections.ConfigDict()
-    p.widths = (64, 64)                   # two (Omni-)Layers of 64 tanh units (paper)
-    p.activation = "tanh"
-    p.init_log_std = 0.0
-    p.flows_start_as_joint = True         # zero branches, pre/meta heads copied from joint at init
-
-    c.train = t = ml_collections.ConfigDict()
-    t.methods = ("baseline", "maml", "omni")
-    t.num_iterations = 500                # paper
-    t.meta_batch = 40                     # tasks per iteration for locomotion (paper)
-    t.num_traj = 20                       # trajectories per task for each gradient step (paper)
-    t.inner_lr = 0.1                      # paper
-    t.outer_lr = 0.03                     # outer SGD (paper)
-    t.first_order = False                 # second-order MAML-RL
-    t.discount = 0.99
-    t.chunk_size = 10
-    t.ckpt_every = 50
-
-    c.omni = omni_config(lam=3.0, ema_decay=0.99)   # Omni-Loss terms, λ, EMA teacher β (paper defaults)
-
-    c.eval = v = ml_collections.ConfigDict()
-    v.num_tasks = 2000                    # paper
-    v.num_traj = 20
-    v.max_steps = 4
-    v.lr = 0.1
-    v.task_chunk = 40
-    v.omni_head = "joint"                 # which head is reported as "omni" (every head is also reported)
+    c = load_config("rl_halfcheetah_vel")
+    c.env.name = "halfcheetah_dir"
     return c
 
 
 def get_quick_config() -> ml_collections.ConfigDict:
-    """``--quick``: a smoke run of the whole pipeline in under 3 minutes on 2 CPU cores (mostly compiling)."""
-    c = get_config()
-    c.train.num_iterations = 4
-    c.train.meta_batch = 4
-    c.train.num_traj = 4
-    c.train.chunk_size = 2
-    c.train.ckpt_every = 2
-    c.eval.num_tasks = 8
-    c.eval.num_traj = 4
-    c.eval.task_chunk = 8
+    """``--quick``: a smoke run of the whole pipeline (mostly compiling)."""
+    c = load_config("rl_halfcheetah_vel", quick=True)
+    c.env.name = "halfcheetah_dir"
     return c
