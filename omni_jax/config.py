@@ -112,6 +112,32 @@ def check_positive(config: ml_collections.ConfigDict, *fields: str, allow_zero: 
             require(ok, f"config field {field} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
+def check_choices(values, allowed, field: str) -> None:
+    """Checks that a non-empty list field holds only allowed names."""
+    bad = [v for v in values if v not in allowed]
+    require(not bad and len(values) > 0,
+            f"config field {field} has unknown value(s) {bad}; expected some of {tuple(allowed)}")
+
+
+def check_multiples(group: ml_collections.ConfigDict, name: str, fields: Sequence[str], of: str) -> None:
+    """Checks that each ``group.field`` is a multiple of ``group.<of>`` (e.g. periods of the chunk size)."""
+    for f in fields:
+        require(group[f] % group[of] == 0,
+                f"config field {name}.{f}={group[f]} must be a multiple of {name}.{of}={group[of]}")
+
+
+def check_omni_group(group: ml_collections.ConfigDict, name: str = "omni") -> None:
+    """Checks an Omni-Loss config group (see ``omni_jax.omni.omni_config``)."""
+    from omni_jax.omni import weights_from_config
+    require(isinstance(group.lam, (int, float)) and math.isfinite(group.lam) and group.lam >= 0,
+            f"config field {name}.lam must be >= 0, got {group.lam!r}")
+    require(0.0 <= group.ema_decay <= 1.0, f"config field {name}.ema_decay must be in [0, 1], got {group.ema_decay}")
+    try:
+        weights_from_config(group)
+    except ValueError as e:
+        raise OmniJaxError(f"config group {name}: {e}") from None
+
+
 def to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), sort_keys=True, default=list)
 

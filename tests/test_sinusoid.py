@@ -79,6 +79,10 @@ def test_resume_gives_the_same_final_state(tmp_path):
     ("--config.eval.max_steps=0", "eval.max_steps"),
     ("--config.train.k_shot=abc", "train.k_shot"),
     ("--config.train.methods=('maml','mamal')", "train.methods"),
+    ("--config.train.ckpt_every=77", "train.ckpt_every"),
+    ("--config.omni.lam=-1.0", "omni.lam"),
+    ("--config.omni.ema_decay=1.5", "omni.ema_decay"),
+    ("--config.omni.pre=False", "distill_pre needs the pre term"),
 ])
 def test_cli_rejects_bad_config(tmp_path, capsys, override, field):
     code, out, err = run_cli(capsys, "sinusoid", "--quick", "--workdir", str(tmp_path / "w"), override)

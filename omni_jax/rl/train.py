@@ -36,7 +36,6 @@ import ml_collections
 import optax
 
 from omni_jax import config as config_lib
-from omni_jax.errors import OmniJaxError
 from omni_jax import omni as omni_lib
 from omni_jax.omni import OmniLossWeights, ema_teacher, omni_loss, teacher_params
 from omni_jax.rl import acting, losses
@@ -63,21 +62,12 @@ def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
                               "train.inner_lr", "train.outer_lr", "train.chunk_size", "train.ckpt_every",
                               "policy.widths", "eval.num_tasks", "eval.num_traj", "eval.max_steps", "eval.lr",
                               "eval.task_chunk")
-    config_lib.check_positive(cfg, "omni.lam", allow_zero=True)
     req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
-    req(0.0 <= cfg.omni.ema_decay <= 1.0, f"config field omni.ema_decay must be in [0, 1], got {cfg.omni.ema_decay}")
-    bad = [m for m in cfg.train.methods if m not in TRAINED_METHODS]
-    req(not bad and len(cfg.train.methods) > 0,
-        f"config field train.methods has unknown method(s) {bad}; expected some of {TRAINED_METHODS}")
+    config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
     req(cfg.eval.omni_head in ("joint", "pre", "meta"),
         f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
-    for f in ("num_iterations", "ckpt_every"):
-        req(cfg.train[f] % cfg.train.chunk_size == 0,
-            f"config field train.{f}={cfg.train[f]} must be a multiple of train.chunk_size={cfg.train.chunk_size}")
-    try:
-        omni_lib.weights_from_config(cfg.omni)
-    except ValueError as e:
-        raise OmniJaxError(f"config group omni: {e}") from None
+    config_lib.check_multiples(cfg.train, "train", ("num_iterations", "ckpt_every"), of="chunk_size")
+    config_lib.check_omni_group(cfg.omni)
     if mesh is not None:
         check_divisible(cfg.train.meta_batch, mesh, "train.meta_batch")
         check_divisible(cfg.eval.task_chunk, mesh, "eval.task_chunk")
