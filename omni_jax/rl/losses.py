@@ -124,8 +124,20 @@ def add_advantages_batched(traj: dict, discount: float, normalize_advantages: bo
 
 
 def policy_outputs(mean, log_std, mask):
-    """What self-distillation compares: the action means and log-stds, zeroed on masked steps."""
-    return jnp.concatenate([mean, log_std], axis=-1) * mask[..., None]
+    """What self-distillation compares: the action means and log-stds, zeroed on masked steps.
+
+    Scaled by ``1/sqrt(2·|A|)``, so that the Omni-Loss's squared error (summed
+    over the last axis, Eqs. 10 and 13) is the mean over the ``2·|A|`` outputs
+    rather than their sum. With the sum, λ·R grows with the action size, and
+    plain SGD on it is unstable: on the head's weights R has curvature
+    ``2·λmax(E[h hᵀ])`` per output (``h`` the 64 tanh features), and on
+    HalfCheetah (6 actions, observations of order 10 that saturate the tanh
+    units) ``lr·λ·2·λmax`` at lr 0.03 and λ 3 exceeds 2, so the distillation
+    terms grew ~30x per iteration until the updates were non-finite. The
+    mean keeps it under 1 for any tanh features.
+    """
+    out = jnp.concatenate([mean, log_std], axis=-1) * mask[..., None]
+    return out / jnp.sqrt(jnp.asarray(out.shape[-1], out.dtype))
 
 
 def reinforce_task_loss(apply_fn: ApplyFn, params: Params, traj: dict, flow: str):
