@@ -16,3 +16,14 @@ def test_sharded_matches_single_device(tmp_path):
     assert "training steps: sharded == single-device" in proc.stdout
     assert "does not divide over the 8 devices" in proc.stderr
     assert proc.stdout.strip().endswith("OK")
+
+
+def test_rl_sharded_matches_single_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+    script = Path(__file__).with_name("rl_sharding_check.py")
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for method in ("maml", "omni"):
+        assert f"{method} meta-iterations: sharded == single-device" in proc.stdout
+        assert f"{method} adaptation returns: sharded == single-device" in proc.stdout
+    assert proc.stdout.strip().endswith("OK")
