@@ -2,6 +2,7 @@
 
     create_train_state(...)  -> TrainState (params, Adam [+ EMA teacher], batch statistics, best model)
     make_train_chunk(...)    -> jitted (state, split) -> (state, metrics), ``chunk_size`` steps per call
+    make_train_update(...)   -> (state, batch, episode) -> (state, metrics), the step on given data
     train_and_evaluate(...)  -> trains with validation-based model selection, evaluates, writes results
 
 Each step draws a mini-batch (cross-entropy pre-training, Eq. 16) and an
@@ -113,13 +114,17 @@ def sample_training_data(key, split: DeviceSplit, spec: MethodSpec, tc: TrainCon
     return batch, episode
 
 
-def make_train_step(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: AugmentConfig):
+def make_train_update(net: FewShotNet, spec: MethodSpec, tc: TrainConfig):
+    """``(state, batch, episode) -> (state, metrics)``: the step of :func:`make_train_step` on given data.
+
+    ``step(state, split)`` is ``update(state, *sample_training_data(k_data, ...))`` with ``k_data`` the
+    step's data key, so this times (or reuses) the step without its sampling and augmentation.
+    """
     loss_fn = make_loss_fn(net, spec, tc)
     tx = make_optimizer(spec, tc)
 
-    def step(state: TrainState, split: DeviceSplit):
-        rng, k_data, k_drop = jax.random.split(state.rng, 3)
-        batch, episode = sample_training_data(k_data, split, spec, tc, aug)
+    def update(state: TrainState, batch, episode):
+        rng, _, k_drop = jax.random.split(state.rng, 3)
         teacher = teacher_params(state.opt_state) if spec.weights.needs_teacher else None
         (_, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, teacher, state.extra["batch_stats"], k_drop, batch, episode)
@@ -128,6 +133,16 @@ def make_train_step(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: Aug
         extra = dict(state.extra, batch_stats=stats)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state, rng=rng,
                              extra=extra), metrics
+
+    return update
+
+
+def make_train_step(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: AugmentConfig):
+    update = make_train_update(net, spec, tc)
+
+    def step(state: TrainState, split: DeviceSplit):
+        _, k_data, _ = jax.random.split(state.rng, 3)
+        return update(state, *sample_training_data(k_data, split, spec, tc, aug))
 
     return step
 
