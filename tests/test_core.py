@@ -282,3 +282,28 @@ def test_omni_loss_weights_validation_and_methods():
     assert not METHOD_WEIGHTS["maml"].needs_pre_data and METHOD_WEIGHTS["maml"].needs_meta_data
     assert not METHOD_WEIGHTS["baseline"].needs_meta_data
     assert OmniLossWeights(lam=0.0).needs_teacher is False
+
+
+@pytest.mark.parametrize("shape", [(8, 5, 5, 16), (12, 3)])
+def test_batchnorm_matches_flax_batchnorm(shape):
+    """The folded BatchNorm of the Omni-Nets: flax.linen.BatchNorm's variables, values, running
+    statistics, gradients (w.r.t. input and parameters) and evaluation mode."""
+    import flax.linen as nn
+    from omni_jax.nn.layers import BatchNorm
+    x = 3.0 + 2.0 * jax.random.normal(jax.random.PRNGKey(0), shape)
+    ref, ours = nn.BatchNorm(use_running_average=False, momentum=0.9, epsilon=1e-5), BatchNorm(use_running_average=False)
+    vr, vo = ref.init(jax.random.PRNGKey(1), x), ours.init(jax.random.PRNGKey(1), x)
+    assert jax.tree_util.tree_structure(vr) == jax.tree_util.tree_structure(vo)
+    close = lambda a, b: jax.tree_util.tree_map(lambda u, w: np.testing.assert_allclose(u, w, rtol=2e-4, atol=2e-4), a, b)
+    close(vr, vo)
+    vo = jax.tree_util.tree_map(lambda a: a * 1.5 + 0.1, vo)  # non-trivial scale, bias and statistics
+    vr = vo
+    (yr, sr), (yo, so) = ref.apply(vr, x, mutable=["batch_stats"]), ours.apply(vo, x, mutable=["batch_stats"])
+    close(yo, yr)
+    close(so, sr)
+    assert not np.allclose(so["batch_stats"]["mean"], vo["batch_stats"]["mean"])  # the statistics did move
+    w = jax.random.normal(jax.random.PRNGKey(2), shape)
+    loss = lambda m, p, x: jnp.sum(jnp.tanh(m.apply({**vo, "params": p}, x, mutable=["batch_stats"])[0]) * w)
+    close(jax.grad(lambda p, x: loss(ours, p, x), argnums=(0, 1))(vo["params"], x),
+          jax.grad(lambda p, x: loss(ref, p, x), argnums=(0, 1))(vr["params"], x))
+    close(BatchNorm(use_running_average=True).apply(vo, x), nn.BatchNorm(use_running_average=True).apply(vr, x))
