@@ -36,7 +36,7 @@ def plot_fewshot_accuracy(records: list[dict], path, label=lambda r: r["method"]
         ax.set_title(str(p))
         ax.grid(alpha=0.3, axis="y")
     axes[0][0].set_ylabel("accuracy (%) ± 95% CI")
-    axes[0][-1].legend(fontsize=8, loc="lower left")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # outside: never hides a point
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
