@@ -99,3 +99,46 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert cli.main(["rl", "--env", "halfcheetah_vel", "--workdir", str(tmp_path),
                      "--config.env.backend=warp"]) == 2
     assert "env.backend='warp' is unknown" in capsys.readouterr().err
+
+
+def test_precompiled_programs_are_the_ones_training_and_evaluation_run(tmp_path):
+    """``omni-jax rl`` compiles the training chunks and the evaluation in worker threads; training
+    and evaluation must then run those executables (no second compilation), with the same results."""
+    from concurrent.futures import ThreadPoolExecutor
+    from omni_jax.rl import evaluate as ev
+    compiled, recording = [], [True]
+
+    def listener(name, duration, **kw):
+        if recording[0] and name == "/jax/core/compile/backend_compile_duration":
+            compiled.append(kw.get("fun_name"))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        cfg = tiny_config(**{"train.discount": 0.98})  # programs no other test compiled
+        env = tr.make_env_from_config(cfg)
+        methods = ("maml", "omni")
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda m: tr.precompile(cfg, m, env), methods))
+            initial = {m: tr.setup_method(cfg, m, env) for m in methods}
+            init_entries = ev.entries_for({m: (p, s.params) for m, (p, _, s) in initial.items()}, "joint")
+            pool.submit(ev.precompile, cfg, env, init_entries).result()
+        assert compiled.count("jit(chunk)") == 2 and compiled.count("jit(fn)") == 1, compiled
+        compiled.clear()
+        models = {}
+        for m in methods:
+            state, policy = tr.train_method(cfg, m, tmp_path, env=env, show_progress=False)
+            models[m] = (policy, state.params)
+        entries = ev.entries_for(models, "joint")
+        returns = ev.adaptation_returns(cfg, env, entries)
+        assert "jit(chunk)" not in compiled and "jit(fn)" not in compiled, compiled
+    finally:
+        recording[0] = False
+    assert returns.shape == (cfg.eval.max_steps + 1, 4, cfg.eval.num_tasks)
+    # the trained parameters went in: a fresh, uncached function on them gives the same returns
+    fresh = ev._build_eval_fn(env, entries, num_traj=cfg.eval.num_traj, horizon=cfg.env.horizon,
+                              max_steps=cfg.eval.max_steps, lr=cfg.eval.lr, discount=cfg.train.discount, mesh=None)
+    _, chunks, k_roll = ev._eval_inputs(cfg, env, entries, None, None)
+    first = np.asarray(fresh([p for _, _, p, _ in entries], chunks[0], jax.random.fold_in(k_roll, 0)))
+    np.testing.assert_allclose(returns[..., :first.shape[-1]], first, rtol=1e-6)
+    init_first = np.asarray(fresh([p for _, _, p, _ in init_entries], chunks[0], jax.random.fold_in(k_roll, 0)))
+    assert not np.allclose(init_first, first)

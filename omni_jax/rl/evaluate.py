@@ -15,7 +15,9 @@ that drifts away dominate the mean).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Sequence, Tuple
+import dataclasses
+import threading
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -29,12 +31,21 @@ from omni_jax.training import mean_ci95, shard_tasks
 Entry = Tuple[str, Callable, object, str]
 
 
+@dataclasses.dataclass(frozen=True)
+class PolicyApply:
+    """``apply(params, obs, flow)`` of a Flax policy; its ``repr`` names the architecture."""
+    policy: Any
+
+    def __call__(self, params, obs, flow):
+        return self.policy.apply(params, obs, flow)
+
+
 def entries_for(models: Dict[str, tuple], omni_head: str) -> Sequence[Entry]:
     """The policies to evaluate from ``{method: (policy, params)}``: baseline and maml on
     their only flow, and each Omni head (omni_joint, omni_pre, omni_meta)."""
     out = []
     for method, (policy, params) in models.items():
-        apply = lambda p, o, f, policy=policy: policy.apply(p, o, f)
+        apply = PolicyApply(policy)
         if method == "omni":
             out += [(f"omni_{flow}", apply, params, flow) for flow in ("joint", "pre", "meta")]
         else:
@@ -42,9 +53,34 @@ def entries_for(models: Dict[str, tuple], omni_head: str) -> Sequence[Entry]:
     return out
 
 
+_EVAL_FNS: dict = {}
+_EVAL_LOCK = threading.Lock()
+
+
 def make_eval_fn(env, entries: Sequence[Entry], *, num_traj: int, horizon: int, max_steps: int, lr: float,
                  discount: float, mesh=None):
-    """A jitted ``fn(params_list, tasks, rng) -> returns [max_steps + 1, G, B]``."""
+    """A jitted ``fn(params_list, tasks, rng) -> returns [max_steps + 1, G, B]``.
+
+    When every entry's apply is a :class:`PolicyApply`, the function is cached
+    on the policies' architectures, labels, flows and parameter shapes and on
+    the settings, so that :func:`precompile` and :func:`adaptation_returns`
+    share one function (and its compiled executable).
+    """
+    build = lambda: _build_eval_fn(env, entries, num_traj=num_traj, horizon=horizon, max_steps=max_steps,
+                                   lr=lr, discount=discount, mesh=mesh)
+    if not all(isinstance(apply, PolicyApply) for _, apply, _, _ in entries):
+        return build()
+    shapes = lambda p: tuple((x.shape, str(x.dtype)) for x in jax.tree_util.tree_leaves(p))
+    key = (tuple((label, repr(apply.policy), flow, jax.tree_util.tree_structure(p), shapes(p))
+                 for label, apply, p, flow in entries),
+           num_traj, horizon, max_steps, lr, discount, id(mesh), type(env).__name__, getattr(env, "backend", None))
+    with _EVAL_LOCK:
+        if key not in _EVAL_FNS:
+            _EVAL_FNS[key] = build()
+        return _EVAL_FNS[key]
+
+
+def _build_eval_fn(env, entries, *, num_traj, horizon, max_steps, lr, discount, mesh):
     policies = [(apply, flow, True) for _, apply, _, flow in entries]
 
     def fn(params_list, tasks, rng):
@@ -68,13 +104,8 @@ def make_eval_fn(env, entries: Sequence[Entry], *, num_traj: int, horizon: int, 
     return jax.jit(fn)
 
 
-def adaptation_returns(cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None,
-                       progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
-    """Returns after 0..max_steps steps on ``eval.num_tasks`` new tasks: ``[max_steps + 1, G, num_tasks]``.
-
-    The tasks come from a key of their own (not the training stream); they
-    are the same for every policy.
-    """
+def _eval_inputs(cfg, env, entries, seed, mesh):
+    """The jitted function, the tasks of every chunk and the rollout key of :func:`adaptation_returns`."""
     e = cfg.eval
     seed = cfg.seed if seed is None else seed
     fn = make_eval_fn(env, entries, num_traj=e.num_traj, horizon=cfg.env.horizon, max_steps=e.max_steps,
@@ -84,14 +115,32 @@ def adaptation_returns(cfg, env, entries: Sequence[Entry], *, seed: Optional[int
     chunk = min(e.task_chunk, e.num_tasks)
     num_chunks = -(-e.num_tasks // chunk)
     tasks = env.sample_tasks(k_tasks, num_chunks * chunk)
+    chunks = [jax.tree_util.tree_map(lambda x: x[i * chunk:(i + 1) * chunk], tasks) for i in range(num_chunks)]
+    return fn, chunks, k_roll
+
+
+def precompile(cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None) -> None:
+    """Compiles :func:`adaptation_returns`'s function ahead of time, for entries whose
+    parameters have the shapes of the trained ones (for example the initial parameters)."""
+    fn, chunks, k_roll = _eval_inputs(cfg, env, entries, seed, mesh)
+    fn.lower([p for _, _, p, _ in entries], chunks[0], jax.random.fold_in(k_roll, 0)).compile()
+
+
+def adaptation_returns(cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None,
+                       progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+    """Returns after 0..max_steps steps on ``eval.num_tasks`` new tasks: ``[max_steps + 1, G, num_tasks]``.
+
+    The tasks come from a key of their own (not the training stream); they
+    are the same for every policy.
+    """
+    fn, chunks, k_roll = _eval_inputs(cfg, env, entries, seed, mesh)
     params_list = [p for _, _, p, _ in entries]
     out = []
-    for i in range(num_chunks):
-        t = jax.tree_util.tree_map(lambda x: x[i * chunk:(i + 1) * chunk], tasks)
+    for i, t in enumerate(chunks):
         out.append(np.asarray(fn(params_list, t, jax.random.fold_in(k_roll, i))))
         if progress is not None:
-            progress(i + 1, num_chunks)
-    return np.concatenate(out, axis=-1)[..., :e.num_tasks]
+            progress(i + 1, len(chunks))
+    return np.concatenate(out, axis=-1)[..., :cfg.eval.num_tasks]
 
 
 def records_from_returns(env_name: str, labels: Sequence[str], returns: np.ndarray, omni_head: str) -> list:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -52,8 +54,12 @@ def run(args, overrides) -> int:
     tr.validate(cfg, mesh)
     env = tr.make_env_from_config(cfg)
     workdir = Path(args.workdir or f"runs/rl_{cfg.env.name}")
+    todo = []
     for method in cfg.train.methods:  # check every checkpoint against this config before training any
-        CheckpointStore(workdir / method / "checkpoints", tr.fingerprint(cfg, method)).close()
+        store = CheckpointStore(workdir / method / "checkpoints", tr.fingerprint(cfg, method))
+        if (store.latest_step() or 0) < cfg.train.num_iterations:
+            todo.append(method)
+        store.close()
     t = cfg.train
     print(f"omni-jax rl: {cfg.env.name} (backend {cfg.env.backend if cfg.env.name != 'navigation2d' else '-'}), "
           f"{len(jax.devices())} {jax.devices()[0].platform} device(s), workdir {workdir}; "
@@ -61,18 +67,31 @@ def run(args, overrides) -> int:
           f"{cfg.env.horizon} steps, {'first' if t.first_order else 'second'}-order MAML-RL", flush=True)
 
     models, timings = {}, {}
-    for method in t.methods:
-        t0 = time.perf_counter()
-        state, policy = tr.train_method(cfg, method, workdir, env=env, mesh=mesh, show_progress=not args.no_progress)
-        skipped = int(state.extra["skipped_total"])
-        if skipped:
-            print(f"{method}: {skipped} non-finite update(s) skipped (see {workdir / method / 'metrics.jsonl'})")
-        models[method] = (policy, state.params)
-        timings[method] = time.perf_counter() - t0
+    # Compiling dominates short runs (the cheetah's physics is compiled into every program):
+    # the training chunks still to run and the evaluation compile in worker threads while
+    # the main thread trains each method as soon as its program is ready.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="compile") as pool:
+        compiled = {m: pool.submit(tr.precompile, cfg, m, env, mesh) for m in todo}
+        initial = {m: tr.setup_method(cfg, m, env, mesh) for m in t.methods}
+        init_entries = ev.entries_for({m: (pol, st.params) for m, (pol, _, st) in initial.items()},
+                                      cfg.eval.omni_head)
+        eval_compiled = pool.submit(ev.precompile, cfg, env, init_entries, mesh=mesh)
+        for method in t.methods:
+            t0 = time.perf_counter()
+            if method in compiled:
+                compiled[method].result()
+            state, policy = tr.train_method(cfg, method, workdir, env=env, mesh=mesh,
+                                            show_progress=not args.no_progress)
+            skipped = int(state.extra["skipped_total"])
+            if skipped:
+                print(f"{method}: {skipped} non-finite update(s) skipped (see {workdir / method / 'metrics.jsonl'})")
+            models[method] = (policy, state.params)
+            timings[method] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    entries = ev.entries_for(models, cfg.eval.omni_head)
-    returns = ev.adaptation_returns(cfg, env, entries, mesh=mesh)
+        t0 = time.perf_counter()
+        eval_compiled.result()
+        entries = ev.entries_for(models, cfg.eval.omni_head)
+        returns = ev.adaptation_returns(cfg, env, entries, mesh=mesh)
     records = ev.records_from_returns(cfg.env.name, [e[0] for e in entries], returns, cfg.eval.omni_head)
     timings["eval"] = time.perf_counter() - t0
     write_atomic(workdir / "results.json", json.dumps(records, indent=1))

@@ -27,6 +27,7 @@ One iteration (:func:`make_step`), all inside one jitted function:
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -236,6 +237,7 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
 
 
 _CHUNK_FNS: dict = {}
+_CHUNK_LOCK = threading.Lock()
 
 
 def make_chunk_fn(cfg, env, policy, weights, optimizer, mesh=None, chunk_size: Optional[int] = None):
@@ -247,21 +249,37 @@ def make_chunk_fn(cfg, env, policy, weights, optimizer, mesh=None, chunk_size: O
     chunk_size = chunk_size or cfg.train.chunk_size
     key = (config_lib.to_json(cfg), repr(policy), weights, chunk_size, id(mesh), type(env).__name__,
            getattr(env, "backend", None))
-    if key not in _CHUNK_FNS:
-        step = make_step(cfg, env, policy, weights, optimizer, mesh)
-        _CHUNK_FNS[key] = jax.jit(scan_steps(step, chunk_size))
-    return _CHUNK_FNS[key]
+    with _CHUNK_LOCK:  # precompile() builds chunk functions from worker threads
+        if key not in _CHUNK_FNS:
+            step = make_step(cfg, env, policy, weights, optimizer, mesh)
+            _CHUNK_FNS[key] = jax.jit(scan_steps(step, chunk_size))
+        return _CHUNK_FNS[key]
+
+
+def setup_method(cfg, method: str, env, mesh=None):
+    """``(policy, chunk_fn, initial_state)`` of one method; ``chunk_fn`` is cached (:func:`make_chunk_fn`)."""
+    weights = method_weights(cfg, method)
+    policy = make_policy(cfg, env, method)
+    optimizer = make_optimizer(cfg, weights)
+    chunk_fn = make_chunk_fn(cfg, env, policy, weights, optimizer, mesh)
+    state = replicate(init_state(cfg, env, policy, optimizer, method), mesh)
+    return policy, chunk_fn, state
+
+
+def precompile(cfg, method: str, env, mesh=None) -> None:
+    """Compiles the method's training chunk ahead of time: the later call to the same cached
+    ``chunk_fn`` finds the executable in jit's cache. XLA releases the GIL while compiling,
+    so compiling the methods in threads overlaps what dominates a short cheetah run
+    (each program compiles the Brax physics again)."""
+    _, chunk_fn, state = setup_method(cfg, method, env, mesh)
+    chunk_fn.lower(state).compile()
 
 
 def train_method(cfg, method: str, workdir: Path, *, env=None, mesh=None, show_progress: bool = True,
                  stop_after: Optional[int] = None, progress_fn=None):
     """Trains (or resumes) one method in ``workdir/method``; returns ``(state, policy)``."""
     env = env or make_env_from_config(cfg)
-    weights = method_weights(cfg, method)
-    policy = make_policy(cfg, env, method)
-    optimizer = make_optimizer(cfg, weights)
-    chunk_fn = make_chunk_fn(cfg, env, policy, weights, optimizer, mesh)
-    state = replicate(init_state(cfg, env, policy, optimizer, method), mesh)
+    policy, chunk_fn, state = setup_method(cfg, method, env, mesh)
     t = cfg.train
     store = CheckpointStore(Path(workdir) / method / "checkpoints", fingerprint(cfg, method))
     try:
