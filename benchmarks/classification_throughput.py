@@ -46,6 +46,7 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from omni_jax.classification.augment import AugmentConfig
 from omni_jax.classification.datasets import synthetic_split
@@ -227,8 +228,47 @@ def bench_torch(args, ds, split, results):
               f"{results[f'{m}_over_torch']:12.2f}x", flush=True)
         print(f"    {m + ' (no sampling)':<30}{sps['jax_fixed']:12.2f}{sps['torch_fixed']:15.2f}"
               f"{results[f'{m}_nosample_over_torch']:12.2f}x", flush=True)
+    bench_conv_ops(args, results)
     results["torch_threads"] = args.threads
     results["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+
+
+def bench_conv_ops(args, results, batch=105, size=14, channels=64):
+    """Where the gap to torch comes from: Conv-4's largest convolution (64 -> 64 channels, 3x3,
+    14x14, one ProtoNet episode of 105 images), its forward pass and its weight gradient, JAX
+    (XLA:CPU) against torch (oneDNN), timed interleaved."""
+    import torch
+    import torch.nn.functional as F
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, size, size, channels), np.float32)
+    w = rng.standard_normal((3, 3, channels, 64), np.float32)
+    g = rng.standard_normal((batch, size, size, 64), np.float32)
+    conv = lambda x, w: jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
+                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    j_fwd = jax.jit(conv)
+    j_wgrad = jax.jit(lambda x, w, g: jax.vjp(lambda w: conv(x, w), w)[1](g)[0])
+    jx, jw, jg = jnp.asarray(x), jnp.asarray(w), jnp.asarray(g)
+    cl = torch.channels_last
+    tx = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(memory_format=cl)
+    tw = torch.from_numpy(w).permute(3, 2, 0, 1).contiguous()
+    tg = torch.from_numpy(g).permute(0, 3, 1, 2).contiguous(memory_format=cl)
+    np.testing.assert_allclose(np.asarray(j_wgrad(jx, jw, jg)).transpose(3, 2, 0, 1),
+                               torch.nn.grad.conv2d_weight(tx, tw.shape, tg, padding=1).numpy(), rtol=1e-3, atol=0.5)
+    runners = {"jax_fwd": lambda: j_fwd(jx, jw).block_until_ready(),
+               "torch_fwd": lambda: F.conv2d(tx, tw, padding=1),
+               "jax_wgrad": lambda: j_wgrad(jx, jw, jg).block_until_ready(),
+               "torch_wgrad": lambda: torch.nn.grad.conv2d_weight(tx, tw.shape, tg, padding=1)}
+    for fn in runners.values():
+        fn()
+    sec = time_interleaved(runners, max(5, args.repeats * 3))
+    gflop = 2 * batch * size * size * 9 * channels * 64 / 1e9
+    print(f"  one convolution, {channels}->64 channels 3x3 at {size}x{size}, batch {batch} ({gflop:.2f} GFLOP):")
+    for op, label in (("fwd", "forward"), ("wgrad", "weight gradient")):
+        jt, tt = sec[f"jax_{op}"], sec[f"torch_{op}"]
+        results[f"conv_{op}_ms"] = {"jax": jt * 1e3, "torch": tt * 1e3}
+        results[f"conv_{op}_over_torch"] = tt / jt
+        print(f"    {label:<16} JAX {jt * 1e3:6.1f} ms ({gflop / jt:5.1f} GFLOP/s)  torch {tt * 1e3:6.1f} ms "
+              f"({gflop / tt:5.1f} GFLOP/s)  JAX speed / torch {tt / jt:.2f}x", flush=True)
 
 
 def bench_pipeline(args, split):
