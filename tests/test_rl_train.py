@@ -77,10 +77,27 @@ def test_initial_flows_are_the_joint_flow():
     ({"env.backend": "warp"}, "env.backend='warp' is unknown"),
     ({"train.chunk_size": 3}, "must be a multiple of train.chunk_size"),
     ({"eval.omni_head": "both"}, "eval.omni_head"),
+    ({"policy.kernel_init": "orthogonal"}, "policy.kernel_init='orthogonal' is unknown"),
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(OmniJaxError, match=message):
         tr.validate(tiny_config(**override))
+
+
+@pytest.mark.parametrize("kernel_init", ["lecun_normal", "xavier_uniform"])
+def test_policy_kernel_init(kernel_init):
+    """policy.kernel_init reaches every Dense kernel of the policy (backbone, branches, heads):
+    lecun_normal's std is 1/sqrt(fan_in), xavier_uniform's sqrt(2/(fan_in+fan_out))."""
+    cfg = tiny_config(**{"policy.kernel_init": kernel_init, "policy.widths": (256, 256)})
+    env = tr.make_env_from_config(cfg)
+    params = tr.make_policy(cfg, env, "omni").init(jax.random.PRNGKey(0), jnp.zeros((1, 2)))["params"]["mean"]
+    kernels = {jax.tree_util.keystr(path): x for path, x in jax.tree_util.tree_leaves_with_path(params)
+               if "kernel" in jax.tree_util.keystr(path)}
+    assert len(kernels) == 3 * 3  # 2 Omni-Layers and the Omni-Head, 3 flows each
+    for name, k in kernels.items():
+        fan_in, fan_out = k.shape
+        want = (1 / np.sqrt(fan_in) if kernel_init == "lecun_normal" else np.sqrt(2 / (fan_in + fan_out)))
+        assert abs(float(np.std(k)) / want - 1) < (0.1 if k.size > 500 else 0.35), (name, float(np.std(k)), want)
 
 
 def test_meta_batch_must_divide_over_devices():

@@ -12,6 +12,19 @@ import flax.linen as nn
 
 from omni_jax.nn.layers import OmniDense, OmniHead, check_flow, flow_activation
 
+KERNEL_INITS = {
+    "lecun_normal": nn.initializers.lecun_normal,      # Flax's default
+    "xavier_uniform": nn.initializers.xavier_uniform,  # PyTorch's nn.init.xavier_uniform_ (pytorch-maml-rl)
+    "he_normal": nn.initializers.he_normal,
+}
+
+
+def kernel_initializer(name: str):
+    """A Dense kernel initializer by name (a string keeps modules and configs printable)."""
+    if name not in KERNEL_INITS:
+        raise ValueError(f"unknown kernel_init {name!r}; expected one of {', '.join(KERNEL_INITS)}")
+    return KERNEL_INITS[name]()
+
 
 class OmniMLPBackbone(nn.Module):
     """A stack of dense Omni-Layers, each followed by its flow's activation.
@@ -25,14 +38,17 @@ class OmniMLPBackbone(nn.Module):
     omni: bool = True
     num_plain: int = 0
     branch_rank: Optional[int] = None
+    kernel_init: str = "lecun_normal"
 
     @nn.compact
     def __call__(self, x, flow: str = "joint"):
         check_flow(flow)
         act = flow_activation(self.activation)
+        init = kernel_initializer(self.kernel_init)
         for i, w in enumerate(self.widths):
             layer_omni = self.omni and i >= self.num_plain
-            x = act(OmniDense(w, branch_rank=self.branch_rank, omni=layer_omni, name=f"layer{i}")(x, flow))
+            x = act(OmniDense(w, branch_rank=self.branch_rank, omni=layer_omni, kernel_init=init,
+                              name=f"layer{i}")(x, flow))
         return x
 
 
@@ -50,9 +66,11 @@ class OmniMLP(nn.Module):
     omni: bool = True
     num_plain: int = 0
     branch_rank: Optional[int] = None
+    kernel_init: str = "lecun_normal"   # or "xavier_uniform" (PyTorch's), see KERNEL_INITS
 
     @nn.compact
     def __call__(self, x, flow: str = "joint"):
         h = OmniMLPBackbone(self.widths, self.activation, self.omni, self.num_plain,
-                            self.branch_rank, name="backbone")(x, flow)
-        return OmniHead(self.out_features, omni=self.omni, name="head")(h, flow)
+                            self.branch_rank, self.kernel_init, name="backbone")(x, flow)
+        return OmniHead(self.out_features, omni=self.omni, kernel_init=kernel_initializer(self.kernel_init),
+                        name="head")(h, flow)

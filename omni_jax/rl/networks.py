@@ -25,11 +25,13 @@ class GaussianPolicy(nn.Module):
     activation: str = "tanh"
     omni: bool = True
     init_log_std: float = 0.0
+    kernel_init: str = "lecun_normal"   # or "xavier_uniform": pytorch-maml-rl's (omni_jax.nn.models.KERNEL_INITS)
 
     @nn.compact
     def __call__(self, obs, flow: str = "joint"):
         check_flow(flow)
-        mean = OmniMLP(self.action_size, tuple(self.widths), self.activation, omni=self.omni, name="mean")(obs, flow)
+        mean = OmniMLP(self.action_size, tuple(self.widths), self.activation, omni=self.omni,
+                       kernel_init=self.kernel_init, name="mean")(obs, flow)
         names = FLOWS if self.omni else ("joint",)
         init = nn.initializers.constant(self.init_log_std)
         log_stds = {n: self.param(f"log_std_{n}", init, (self.action_size,)) for n in names}

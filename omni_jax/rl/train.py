@@ -41,6 +41,7 @@ from omni_jax import omni as omni_lib
 from omni_jax.omni import OmniLossWeights, ema_teacher, omni_loss, teacher_params
 from omni_jax.rl import acting, losses
 from omni_jax.rl.envs import BACKENDS, ENVS, make_env
+from omni_jax.nn.models import KERNEL_INITS
 from omni_jax.rl.networks import GaussianPolicy
 from omni_jax.training import (CheckpointStore, MetricsWriter, TrainState, check_divisible, replicate,
                                scan_steps, shard_tasks, train_loop)
@@ -65,6 +66,9 @@ def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
                               "eval.task_chunk")
     req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
+    req(cfg.policy.get("kernel_init", "lecun_normal") in KERNEL_INITS,
+        f"config field policy.kernel_init={cfg.policy.get('kernel_init')!r} is unknown; "
+        f"expected one of {', '.join(KERNEL_INITS)}")
     req(cfg.eval.omni_head in ("joint", "pre", "meta"),
         f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
     config_lib.check_multiples(cfg.train, "train", ("num_iterations", "ckpt_every"), of="chunk_size")
@@ -100,7 +104,8 @@ def make_env_from_config(cfg):
 def make_policy(cfg, env, method: str) -> GaussianPolicy:
     p = cfg.policy
     return GaussianPolicy(env.action_size, widths=tuple(p.widths), activation=p.activation,
-                          omni=(method == "omni"), init_log_std=p.init_log_std)
+                          omni=(method == "omni"), init_log_std=p.init_log_std,
+                          kernel_init=p.get("kernel_init", "lecun_normal"))
 
 
 def make_apply(policy):
