@@ -135,8 +135,8 @@ def test_precompiled_programs_are_the_ones_training_and_evaluation_run(tmp_path)
         env = tr.make_env_from_config(cfg)
         methods = ("maml", "omni")
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda m: tr.precompile(cfg, m, env), methods))
             initial = {m: tr.setup_method(cfg, m, env) for m in methods}
+            list(pool.map(lambda m: tr.precompile(*initial[m][1:]), methods))
             init_entries = ev.entries_for({m: (p, s.params) for m, (p, _, s) in initial.items()}, "joint")
             pool.submit(ev.precompile, cfg, env, init_entries).result()
         assert compiled.count("jit(chunk)") == 2 and compiled.count("jit(fn)") == 1, compiled

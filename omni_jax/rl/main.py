@@ -71,8 +71,8 @@ def run(args, overrides) -> int:
     # the training chunks still to run and the evaluation compile in worker threads while
     # the main thread trains each method as soon as its program is ready.
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="compile") as pool:
-        compiled = {m: pool.submit(tr.precompile, cfg, m, env, mesh) for m in todo}
         initial = {m: tr.setup_method(cfg, m, env, mesh) for m in t.methods}
+        compiled = {m: pool.submit(tr.precompile, *initial[m][1:]) for m in todo}
         init_entries = ev.entries_for({m: (pol, st.params) for m, (pol, _, st) in initial.items()},
                                       cfg.eval.omni_head)
         eval_compiled = pool.submit(ev.precompile, cfg, env, init_entries, mesh=mesh)

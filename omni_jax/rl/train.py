@@ -66,8 +66,8 @@ def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
                               "eval.task_chunk")
     req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
-    req(cfg.policy.get("kernel_init", "lecun_normal") in KERNEL_INITS,
-        f"config field policy.kernel_init={cfg.policy.get('kernel_init')!r} is unknown; "
+    req(cfg.policy.kernel_init in KERNEL_INITS,
+        f"config field policy.kernel_init={cfg.policy.kernel_init!r} is unknown; "
         f"expected one of {', '.join(KERNEL_INITS)}")
     req(cfg.eval.omni_head in ("joint", "pre", "meta"),
         f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
@@ -105,7 +105,7 @@ def make_policy(cfg, env, method: str) -> GaussianPolicy:
     p = cfg.policy
     return GaussianPolicy(env.action_size, widths=tuple(p.widths), activation=p.activation,
                           omni=(method == "omni"), init_log_std=p.init_log_std,
-                          kernel_init=p.get("kernel_init", "lecun_normal"))
+                          kernel_init=p.kernel_init)
 
 
 def make_apply(policy):
@@ -271,12 +271,11 @@ def setup_method(cfg, method: str, env, mesh=None):
     return policy, chunk_fn, state
 
 
-def precompile(cfg, method: str, env, mesh=None) -> None:
-    """Compiles the method's training chunk ahead of time: the later call to the same cached
-    ``chunk_fn`` finds the executable in jit's cache. XLA releases the GIL while compiling,
-    so compiling the methods in threads overlaps what dominates a short cheetah run
+def precompile(chunk_fn, state) -> None:
+    """Compiles a training chunk (from :func:`setup_method`) ahead of time: the later call to the
+    same cached ``chunk_fn`` finds the executable in jit's cache. XLA releases the GIL while
+    compiling, so compiling the methods in threads overlaps what dominates a short cheetah run
     (each program compiles the Brax physics again)."""
-    _, chunk_fn, state = setup_method(cfg, method, env, mesh)
     chunk_fn.lower(state).compile()
 
 
