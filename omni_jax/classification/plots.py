@@ -1,26 +1,45 @@
-"""Few-shot accuracy ± 95% CI per method and (n_way, k_shot) setting, one panel per protocol (matplotlib)."""
+"""Few-shot accuracy ± 95% CI per method and (n_way, k_shot) setting, one panel per protocol,
+styled by :mod:`omni_jax.plotting`."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from omni_jax.plotting import style, new_figure, save_figure
 
 
-def plot_fewshot_accuracy(records: list[dict], path, label=lambda r: r["method"], panel="protocol") -> Path:
-    """Records hold ``n_way``, ``k_shot``, ``accuracy``, ``ci95`` and the ``panel`` key; ``label(r)`` names the
-    series. Each setting is a group on the x axis, each series a marker with its 95% CI as error bar."""
+def _series_styles(records: list[dict], label) -> dict:
+    """``{series: (colour, marker, filled)}``: the colour of the series' method, the marker of its head
+    where the method shows several heads, and hollow markers for later series that would look the same."""
+    first = {}
+    for r in records:
+        first.setdefault(label(r), r)
+    heads = {}
+    for r in first.values():
+        heads.setdefault(r.get("method"), set()).add(r.get("head"))
+    out, seen = {}, set()
+    for s, r in first.items():
+        method = r.get("method")
+        head = r.get("head") if len(heads[method]) > 1 else None
+        st = style(method if method is not None else str(s), head)
+        look = (st.color, st.marker)
+        out[s] = (st.color, st.marker, look not in seen)
+        seen.add(look)
+    return out
+
+
+def fewshot_accuracy_figure(records: list[dict], label=lambda r: r["method"], panel="protocol") -> Figure:
+    """The figure of :func:`plot_fewshot_accuracy`, not saved."""
     if not records:
         raise ValueError("plot_fewshot_accuracy: no records")
     panels = list(dict.fromkeys(r.get(panel, "") for r in records))
     series = list(dict.fromkeys(label(r) for r in records))
+    looks = _series_styles(records, label)
     settings = sorted({(r["n_way"], r["k_shot"]) for r in records})
     width = 0.8 / len(series)
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.6 + 1.5 * len(settings) * len(panels), 3.8),
-                             squeeze=False, sharey=True)
+    fig, axes = new_figure(1, len(panels), panel_size=(1.5 * len(settings), 3.8), extra_width=1.6, sharey=True)
     for ax, p in zip(axes[0], panels):
         for i, s in enumerate(series):
             rs = {(r["n_way"], r["k_shot"]): r for r in records if r.get(panel, "") == p and label(r) == s}
@@ -29,8 +48,9 @@ def plot_fewshot_accuracy(records: list[dict], path, label=lambda r: r["method"]
                 continue
             ys = [rs[settings[j]]["accuracy"] for j in xs]
             ci = [rs[settings[j]]["ci95"] for j in xs]
-            ax.errorbar(np.array(xs) + (i - (len(series) - 1) / 2) * width, ys, yerr=ci, fmt="o", ms=4,
-                        capsize=3, color=f"C{i}", label=s)
+            color, marker, filled = looks[s]
+            ax.errorbar(np.array(xs) + (i - (len(series) - 1) / 2) * width, ys, yerr=ci, fmt=marker, ms=4,
+                        capsize=3, color=color, mfc=color if filled else "none", label=s)
         ax.set_xticks(range(len(settings)))
         ax.set_xticklabels([f"{n}-way\n{k}-shot" for n, k in settings])
         ax.set_title(str(p))
@@ -38,7 +58,12 @@ def plot_fewshot_accuracy(records: list[dict], path, label=lambda r: r["method"]
     axes[0][0].set_ylabel("accuracy (%) ± 95% CI")
     axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))   # outside: never hides a point
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_fewshot_accuracy(records: list[dict], path, label=lambda r: r["method"], panel="protocol") -> Path:
+    """Records hold ``n_way``, ``k_shot``, ``accuracy``, ``ci95`` and the ``panel`` key; ``label(r)`` names the
+    series. Each setting is a group on the x axis, each series a marker with its 95% CI as error bar, in the
+    colour of its ``method`` (the same in every figure of the project); where a method appears with several
+    ``head`` values, the marker tells the head."""
+    return save_figure(fewshot_accuracy_figure(records, label, panel), path)

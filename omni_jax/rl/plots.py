@@ -10,46 +10,47 @@ import argparse
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from omni_jax.plotting import new_figure, save_figure, style
 
-STYLE = {"baseline": ("tab:blue", "-"), "maml": ("tab:orange", "-"), "omni": ("tab:red", "-"),
-         "omni_joint": ("tab:brown", "--"), "omni_pre": ("tab:pink", "--"), "omni_meta": ("tab:olive", "--")}
 TITLES = {"navigation2d": "2D Navigation", "halfcheetah_vel": "HalfCheetah velocity",
           "halfcheetah_dir": "HalfCheetah direction"}
 
 
-def plot_return_vs_steps(records: list[dict], path: Path, methods=("baseline", "maml", "omni"),
-                         median: bool = False) -> Path:
-    """Mean return (± 95% CI band) against gradient steps; one panel per env in ``records``."""
+def return_vs_steps_figure(records: list[dict], methods=("baseline", "maml", "omni"), median: bool = False) -> Figure:
+    """Figure 8 as a :class:`Figure` (see :func:`plot_return_vs_steps`)."""
     envs = list(dict.fromkeys(r["env"] for r in records))
-    fig, axes = plt.subplots(1, len(envs), figsize=(4.4 * len(envs), 3.6), squeeze=False)
+    fig, axes = new_figure(1, max(len(envs), 1), panel_size=(4.4, 3.6))
     for ax, env in zip(axes[0], envs):
         for m in methods:
             rs = sorted((r for r in records if r["env"] == env and r["method"] == m), key=lambda r: r["steps"])
             if not rs:
                 continue
             s = np.array([r["steps"] for r in rs])
-            y = np.array([r["median" if median else "return"] for r in rs])
-            color, ls = STYLE.get(m, (None, "-"))
-            ax.plot(s, y, ls, color=color, marker="o", ms=3, label=m)
+            y = np.array([r["median" if median else "return"] for r in rs], dtype=float)
+            st = style(m)
+            ax.plot(s, y, ms=3, **st.line_kwargs())
             if not median:
-                ci = np.array([r["ci95"] for r in rs])
-                ax.fill_between(s, y - ci, y + ci, color=color, alpha=0.15)
+                ci = np.array([r["ci95"] for r in rs], dtype=float)
+                ax.fill_between(s, y - ci, y + ci, color=st.color, alpha=0.15, linewidth=0)
         ax.set_title(TITLES.get(env, env))
         ax.set_xlabel("gradient steps")
         ax.set_xticks(sorted({r["steps"] for r in records if r["env"] == env}))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("median return" if median else "average return")
-    axes[0][-1].legend(fontsize=8)
+    if axes[0][-1].get_legend_handles_labels()[0]:
+        axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_return_vs_steps(records: list[dict], path: Path, methods=("baseline", "maml", "omni"),
+                         median: bool = False) -> Path:
+    """Mean return (± 95% CI band) against gradient steps; one panel per env in ``records``.
+    With ``median``, the median return and no band."""
+    return save_figure(return_vs_steps_figure(records, methods, median), path)
 
 
 def main(argv=None) -> int:
