@@ -1,17 +1,24 @@
 """The glyph benchmark: selection logic, splits, archive and loader on synthetic glyphs; a tiny real build on DejaVu."""
 import json
+import logging
+import operator
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from omni_jax.data import glyph_select as sel
 from omni_jax.data.formats import load_dataset
-from omni_jax.data.glyph_render import FaceResult, find_font_files, normalize, render_face
-from omni_jax.data.glyphs import (ARCHIVE, MANIFEST, assemble, build, load_glyphs, make_splits, read_benchmark,
-                                  sha256_file, write_npz)
 from omni_jax.errors import OmniJaxError
+from omni_jax.glyphs import build as phases
+from omni_jax.glyphs import select as sel
+from omni_jax.glyphs.archive import ARCHIVE, MANIFEST, check_writable, read_benchmark, sha256_file, write_npz
+from omni_jax.glyphs.build import assemble, build
+from omni_jax.glyphs.loader import load_glyphs
+from omni_jax.glyphs.render import FaceResult, Quietly, find_font_files, normalize, quiet_fonttools, render_face
+from omni_jax.glyphs.splits import make_splits
 
 
 def _glyph(char, width=3, shift=(0, 0), picture=None):
@@ -286,3 +293,173 @@ def test_tiny_build_on_dejavu(tmp_path):
     again = tmp_path / "again"
     assert build(again, font_files=files, scripts=["Greek", "Cyrillic"], workers=1, min_faces=3,
                  max_per_family=4, min_classes_per_script=3)["sha256"] == manifest["sha256"]   # deterministic
+
+
+# ---------------------------------------------------------------- the build's phases, on tiny hand-made inputs
+
+def _unit_face(k, family="F", style="Regular", chars=tuple("ABCDEFGH"), script="Latin", same_as=None, dingbat=False):
+    """A face drawing ``chars`` of one script; ``same_as``: the images of face ``same_as`` (a duplicate)."""
+    src = k if same_as is None else same_as
+    width, shift = 2 + src % 3, ((src // 3) % 3 - 1, 0)
+    imgs = np.stack([_glyph(c, width, shift, picture=ord(c) if dingbat else None) for c in chars])
+    return FaceResult(f"/fonts/u{k}.ttf", 0, family, style, {script: (list(chars), imgs)}, {})
+
+
+def test_collect_faces_and_sample_table():
+    faces = [_unit_face(0), FaceResult("/fonts/bitmap.ttf", 0, skipped="no outlines", dropped={"empty": 2}),
+             _unit_face(1, chars=tuple("AB"), script="Greek")]
+    faces[0].dropped = {"empty": 1, "placeholder": 3}
+    stats = {"font_files": 3}
+    kept, skipped = phases.collect_faces(faces, stats)
+    assert [f.path for f in kept] == ["/fonts/u0.ttf", "/fonts/u1.ttf"] and skipped == {"no outlines": 1}
+    assert stats == {"font_files": 3, "glyphs_dropped_empty": 3, "glyphs_dropped_placeholder": 3,
+                     "faces_with_glyphs": 2}
+    samples = phases.sample_table(kept)
+    assert samples.face.tolist() == [0] * 8 + [1] * 2 and samples.char.tolist() == list("ABCDEFGH") + ["A", "B"]
+    assert samples.script.tolist() == ["Latin"] * 8 + ["Greek"] * 2 and samples.alive.all()
+    assert samples.images.shape == (10, 28, 28)
+    with pytest.raises(OmniJaxError, match="no font draws any of the scripts"):
+        phases.sample_table([])
+
+
+def test_case_partners():
+    same = phases.case_partners(["A", "B", "a"])
+    assert same.tolist() == [[True, False, True], [False, True, False], [True, False, True]]
+
+
+def test_drop_units_drops_duplicates_pictures_and_the_family_cap():
+    faces = [_unit_face(k, family=f"F{k}") for k in range(5)]
+    faces.append(_unit_face(5, family="Copy", same_as=2))                        # a duplicate of face 2
+    faces.append(_unit_face(6, family="Pictures", dingbat=True))                  # off-script
+    faces.append(_unit_face(7, family="F0", style="Bold"))                        # over the cap of 1 for F0
+    faces[3].units["Latin"] = (faces[3].units["Latin"][0] + ["é"],                # an extra letter goes with its unit
+                               np.concatenate([faces[3].units["Latin"][1], faces[3].units["Latin"][1][:1]]))
+    samples = phases.sample_table(faces)
+    totals, per_script = phases.drop_units(samples, faces, {"Latin": (list("ABCDEFGH"), ["é"])}, dup_threshold=0.04,
+                                           min_ncm_accuracy=0.5, max_per_family=1)
+    assert totals == {"units": 8, "duplicate": 1, "off_script": 1, "family_cap": 1}
+    assert per_script == {"Latin": {"units": 8, "duplicate": 1, "off_script": 1, "family_cap": 1, "kept": 5}}
+    assert sorted(set(samples.face[samples.alive].tolist())) == [0, 1, 2, 3, 4]
+    assert samples.alive[(samples.face == 3) & (samples.char == "é")].all()
+
+
+def test_candidate_classes_merge_lookalikes_and_one_glyph_per_face():
+    # four faces draw Latin A and Greek Alpha alike; Latin B apart; one row (face 1's B) already dropped
+    faces = [_unit_face(k, chars=("B", "A")) for k in range(4)]
+    for k, f in enumerate(faces):
+        f.units["Greek"] = (["Α"], np.stack([_glyph("A", 2 + k % 3, ((k // 3) % 3 - 1, 0))]))
+    samples = phases.sample_table(faces)
+    samples.alive[(samples.face == 1) & (samples.char == "B")] = False
+    keys, rows = phases.candidate_classes(samples)
+    assert [(str(s), str(c)) for s, c in keys] == [("Latin", "A"), ("Latin", "B"), ("Greek", "Α")]
+    assert [samples.face[r].tolist() for r in rows] == [[0, 1, 2, 3], [0, 2, 3], [0, 1, 2, 3]]
+    merged_into, num_groups = phases.lookalike_heads(samples, keys, rows, 0.06)
+    assert merged_into == {2: 0} and num_groups == 1
+    classes = phases.merged_classes(samples, keys, rows, merged_into)
+    assert [(c["script"], c["chars"]) for c in classes] == [("Latin", ["A", "Α"]), ("Latin", ["B"])]
+    assert classes[0]["rows"].tolist() == rows[0].tolist()                      # the head's glyph of each face
+
+
+def test_drop_outliers_then_min_faces():
+    images = np.stack([_glyph("A", 2 + k % 3, (k % 3 - 1, 0)) for k in range(5)] + [_glyph("A", picture=1)])
+    stats = {}
+    few = {"script": "Latin", "chars": ["Z"], "rows": np.arange(2)}
+    kept = phases.drop_outliers([{"script": "Latin", "chars": ["A"], "rows": np.arange(6)}, few], images, 5, 0.3,
+                                stats)
+    assert len(kept) == 1 and kept[0]["rows"].tolist() == [0, 1, 2, 3, 4] and stats == {"glyphs_dropped_outlier": 1}
+    assert phases.drop_outliers([{"script": "Latin", "chars": ["A"], "rows": np.arange(6)}], images, 6, 0.3, {}) == []
+
+
+def test_cap_scripts_keeps_the_biggest_classes_and_drops_small_scripts():
+    def cls(script, ch, n):
+        return {"script": script, "chars": [ch], "rows": np.arange(n)}
+    classes = [cls("Greek", "Α", 9), cls("Latin", "D", 5), cls("Latin", "B", 7), cls("Latin", "C", 7),
+               cls("Latin", "A", 3)]
+    stats = {}
+    final = phases.cap_scripts(classes, max_classes_per_script=3, min_classes_per_script=2, stats=stats)
+    assert [c["chars"][0] for c in final] == ["B", "C", "D"] and stats == {"script_dropped_Greek": 1}
+
+
+def test_output_arrays_renumber_the_used_faces():
+    face_of = np.array([7, 3, 7, 9, 3])
+    images = np.arange(5, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), np.uint8)
+    final = [{"rows": np.array([1, 0])}, {"rows": np.array([4, 2])}]
+    used, out_images, labels, faces = phases.output_arrays(final, face_of, images)
+    assert used == [3, 7] and labels.tolist() == [0, 0, 1, 1] and faces.tolist() == [0, 1, 0, 1]
+    assert out_images[:, 0, 0].tolist() == [1, 0, 4, 2] and labels.dtype == faces.dtype == np.int32
+
+
+# ---------------------------------------------------------------- fontTools' logger and the output folder
+
+def test_quiet_fonttools_is_scoped():
+    logger = logging.getLogger("fontTools")
+    before = logger.level
+    try:
+        logger.setLevel(logging.INFO)
+        with quiet_fonttools():
+            assert logging.getLogger("fontTools.ttLib").getEffectiveLevel() == logging.ERROR
+        assert logger.level == logging.INFO
+        with pytest.raises(ZeroDivisionError), quiet_fonttools():
+            1 / 0
+        assert logger.level == logging.INFO
+        logger.setLevel(logging.CRITICAL)                       # never lowered
+        assert Quietly(operator.methodcaller("getEffectiveLevel"))(logger) == logging.CRITICAL
+        assert logger.level == logging.CRITICAL
+    finally:
+        logger.setLevel(before)
+
+
+def test_worker_processes_render_quietly():
+    logger = logging.getLogger("fontTools")
+    before = logger.level
+    levels = phases._map(operator.methodcaller("getEffectiveLevel"), [logger, logger], workers=2)
+    assert levels == [logging.ERROR, logging.ERROR] and logger.level == before
+
+
+def test_importing_the_builder_leaves_logging_alone():
+    code = ("import logging, omni_jax.glyphs.build, omni_jax.glyphs.loader, omni_jax.data.main; "
+            "assert logging.getLogger('fontTools').level == logging.NOTSET")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_build_restores_the_fonttools_logger(tmp_path):
+    files = _dejavu()
+    logger = logging.getLogger("fontTools")
+    before = logger.level
+    seen = []
+    try:
+        logger.setLevel(logging.INFO)
+        build(tmp_path, font_files=files, scripts=["Greek"], workers=1, min_faces=3, max_per_family=4,
+              min_classes_per_script=3, progress=lambda m: seen.append(logger.getEffectiveLevel()))
+        assert seen[0] == logging.ERROR and seen[-1] == logging.INFO    # quiet while rendering only
+        assert logger.level == logging.INFO
+        (tmp_path / "nofonts").mkdir()
+        with pytest.raises(OmniJaxError, match="no font files"):
+            build(tmp_path / "o", [str(tmp_path / "nofonts")])
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(before)
+
+
+def test_check_writable(tmp_path):
+    check_writable(tmp_path / "a" / "b" / "c")
+    assert not (tmp_path / "a").exists()                        # nothing is left behind
+    check_writable(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "afile").write_text("x")
+    for bad in (tmp_path / "afile" / "out", tmp_path / "afile"):
+        with pytest.raises(OmniJaxError, match=f"cannot write the output folder {bad} "):
+            check_writable(bad)
+
+
+def test_an_unwritable_out_fails_before_rendering(tmp_path, capsys):
+    from omni_jax.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "out"
+    (tmp_path / "nofonts").mkdir()
+    assert main(["data", "glyphs", "--out", str(out), "--font-dir", str(tmp_path / "nofonts")]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write the output folder {out} " in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(OmniJaxError, match="cannot write the output folder"):
+        build(out, font_files=["/nonexistent.ttf"])             # checked before the fonts

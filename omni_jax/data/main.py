@@ -4,7 +4,9 @@
     omni-jax data inspect --dataset NAME --data-dir DIR [--split train]
 
 ``glyphs`` renders the installed fonts (docs/glyphs.md lists the Debian
-packages) into ``DIR/glyphs-v1.npz`` and ``DIR/manifest.json``. ``inspect``
+packages) into ``DIR/glyphs-v1.npz`` and ``DIR/manifest.json`` with
+:func:`omni_jax.glyphs.build.build`, which first checks that ``DIR`` can be
+written. ``inspect``
 loads one split with the library's loader and prints its size, so a data
 directory can be checked before a long run.
 """
@@ -40,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args, overrides) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.data_command == "glyphs":
-        from omni_jax.data.glyphs import build
+        from omni_jax.glyphs.build import build
 
         scripts = [s.strip() for s in args.scripts.split(",") if s.strip()] if args.scripts else None
         manifest = build(args.out, args.font_dir, scripts=scripts, workers=args.workers, min_faces=args.min_faces,

@@ -16,11 +16,17 @@ Dropped here, per face and script, and counted:
 - ``missing_box``: the image equals the face's ``.notdef`` glyph;
 - ``empty``: no ink, or a speck;
 - ``placeholder``: three or more letters of the script render the same image.
+
+fontTools logs a warning for every odd table of every font; :func:`quiet_fonttools`
+silences its logger for the duration of a block only (and :class:`Quietly` does so
+around each call in a worker process), leaving the process's logging as it was.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -34,6 +40,34 @@ MIN_CORE_COVERAGE = 0.8
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".otc")
 DEFAULT_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
 _NOTDEF_PROBE = "\U0010FFFD"  # a private-use code point no font maps: draws glyph 0
+FONTTOOLS_LOGGER = "fontTools"
+
+
+@contextlib.contextmanager
+def quiet_fonttools(level: int = logging.ERROR):
+    """Raises the ``fontTools`` logger to at least ``level`` inside the block, then restores its level.
+
+    Only that logger's own level changes (its child loggers follow it), and
+    only until the block exits, by an exception too.
+    """
+    logger = logging.getLogger(FONTTOOLS_LOGGER)
+    before = logger.level
+    logger.setLevel(max(before, level))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+class Quietly:
+    """``fn`` called inside :func:`quiet_fonttools`; picklable when ``fn`` is, for a worker process's tasks."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        with quiet_fonttools():
+            return self.fn(*args, **kwargs)
 
 
 @dataclasses.dataclass

@@ -1,7 +1,7 @@
 """Choosing the glyph benchmark's faces and classes from the rendered glyphs: pure numpy.
 
 The input is a table of samples, one per (face, script, character) drawn by
-:mod:`omni_jax.data.glyph_render`. A *unit* is one face's rendering of one
+:mod:`omni_jax.glyphs.render`. A *unit* is one face's rendering of one
 script. In order:
 
 1. :func:`find_duplicate_units`: a unit whose core letters look the same as
@@ -15,7 +15,7 @@ script. In order:
    per script are kept (regular, bold, italic first).
 4. :func:`merge_lookalikes`: characters of different scripts that most
    faces draw alike (Latin A, Greek Α, Cyrillic А) become one class, named
-   after the script that comes first in :data:`~omni_jax.data.glyph_scripts.PRIORITY`.
+   after the script that comes first in :data:`~omni_jax.glyphs.scripts.PRIORITY`.
 5. :func:`find_outlier_glyphs`: single glyphs far from the rest of their
    class (a font that puts another letter at that code point) are dropped;
    then classes drawn by fewer than ``min_faces`` faces are dropped.
