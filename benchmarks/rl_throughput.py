@@ -27,6 +27,7 @@ import jax.numpy as jnp
 from omni_jax import config as config_lib
 from omni_jax.rl import acting
 from omni_jax.rl import train as tr
+from omni_jax.training import Chunk
 
 CPU_SIZES = {"navigation2d": (20, 20), "halfcheetah_vel": (4, 5), "halfcheetah_dir": (4, 5)}
 
@@ -51,7 +52,7 @@ def bench_env(name: str, *, meta_batch: int, num_traj: int, method: str, first_o
     weights = tr.method_weights(cfg, method)
     policy, opt = tr.make_policy(cfg, env, method), tr.make_optimizer(cfg, weights)
     state = tr.init_state(cfg, env, policy, opt, method)
-    step = tr.make_chunk_fn(cfg, env, policy, weights, opt, chunk_size=1)
+    step = Chunk(tr.make_step(cfg, env, policy, weights, opt), 1)
     pre_flows, meta_flows = tr.flows_of(weights)
     # useful trajectories: the first rollout + the query rollout (Omni-Training's pre-flow also acts in
     # the query phase of the two-phase scan, and those dropped samples are not counted)

@@ -30,13 +30,9 @@ def jax_tasks_per_s(method: str, meta_batch: int, steps: int, repeats: int) -> f
     cfg.train.pre_batch = meta_batch * (cfg.train.k_shot + cfg.train.k_query)
     cfg.train.num_steps = steps * (repeats + 1)
     cfg.data.num_train_tasks = max(2000, meta_batch)
-    weights = tr.method_weights(cfg, method)
-    model = tr.make_model(cfg, method)
-    opt = tr.make_optimizer(cfg, weights)
-    step = tr.make_step(cfg, model, weights, opt)
-    data = tr.training_set(cfg)
-    chunk = jax.jit(lambda s, d: tr.scan_steps(lambda st: step(st, d), steps)(s))
-    state = tr.init_state(cfg, model, opt, method)
+    cfg.train.chunk_size = steps
+    program = tr.setup(cfg, method, tr.training_set(cfg))
+    chunk, state, data = program.chunk, program.state, program.data
     state, m = chunk(state, data)  # compile + warm-up
     jax.block_until_ready(state)
     times = []

@@ -7,7 +7,9 @@
 
 Each subcommand lives in its own module, which provides
 ``add_arguments(parser)`` and ``run(args, overrides) -> int``; experiment
-subcommands use :func:`add_common` for the shared flags. A user error
+subcommands use :func:`add_common` for the shared flags and
+:func:`load_config` for the config, then call their experiment's
+``train_and_evaluate(config, workdir)``. A user error
 (:class:`~omni_jax.errors.OmniJaxError`) is printed as one line, with exit
 status 2 and no traceback.
 """
@@ -29,19 +31,32 @@ SUBCOMMANDS = {
 }
 
 
-def add_common(parser: argparse.ArgumentParser, default_config: str) -> None:
-    """Flags shared by the experiment subcommands."""
+def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, examples: str) -> None:
+    """Flags shared by the experiment subcommands, with this experiment's defaults and examples."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "examples:\n" + examples
     parser.add_argument("--workdir", default=None,
-                        help="checkpoints, metrics.jsonl, results.json and plots; rerunning resumes "
-                             "(default: runs/<subcommand>)")
+                        help=f"checkpoints, metrics.jsonl, results.json and plots; rerunning resumes "
+                             f"(default: {workdir})")
     parser.add_argument("--seed", type=int, default=None, help="random seed (overrides config.seed)")
-    parser.add_argument("--quick", action="store_true", help="a short smoke run")
-    parser.add_argument("--config", default=default_config,
-                        help=f"config file with get_config() (default: experiments/{default_config}.py); "
-                             "override any field with --config.FIELD=VALUE, e.g. --config.train.num_steps=2000")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short smoke run: the config's _quick variant (omni_jax/configs/NAME_quick.py)")
+    parser.add_argument("--config", default=None,
+                        help=f"a packaged config name or a .py file with get_config() (default: {config}); "
+                             "override any field with --config.FIELD=VALUE")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() first (multi-host runs)")
+
+
+def load_config(args, overrides, default: str):
+    """The run's config: ``--config`` (or ``default``), its quick variant with ``--quick``, the
+    ``--config.FIELD=VALUE`` overrides, then ``--seed``."""
+    from omni_jax import config as config_lib
+    cfg = config_lib.apply_overrides(config_lib.load_config(args.config or default, quick=args.quick), overrides)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    return cfg
 
 
 def _available():

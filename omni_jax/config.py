@@ -1,13 +1,24 @@
-"""Experiment configs: ``ml_collections.ConfigDict`` files under ``experiments/``.
+"""Experiment configs: ``ml_collections.ConfigDict`` files, the Flax examples' convention.
 
-A config file is a Python file with ``get_config() -> ConfigDict`` (the Flax
-examples' convention). Fields are overridden from the command line with
-``--config.path.to.field=value``; values are parsed as Python literals and
-must keep the field's type.
+A config file is a Python file with ``get_config() -> ConfigDict``. The
+project's configs are modules of the package ``omni_jax.configs`` (they
+install with it); a variant is a file that derives from another by calling
+its ``get_config()`` and changing fields (``rl_halfcheetah_dir`` from
+``rl_halfcheetah_vel``, ``sinusoid_quick`` from ``sinusoid``). A user's own
+config file does the same: ``from omni_jax.configs import sinusoid``.
+
+Fields are overridden from the command line with ``--config.path.to.field=value``;
+values are parsed as Python literals and must keep the field's type.
+
+Every experiment has the same ``omni`` group (:func:`omni_group`): the
+Omni-Loss terms, λ and the EMA teacher's β.
 """
 from __future__ import annotations
 
 import ast
+import copy
+import importlib
+import importlib.resources
 import importlib.util
 import json
 import math
@@ -17,28 +28,87 @@ from typing import Iterable, Sequence
 import ml_collections
 
 from omni_jax.errors import OmniJaxError
+from omni_jax.omni import METHOD_WEIGHTS, TERMS, OmniLossWeights
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+CONFIG_PACKAGE = "omni_jax.configs"
+QUICK_SUFFIX = "_quick"
 
 
-def load_config(path: str | Path, quick: bool = False) -> ml_collections.ConfigDict:
-    """Loads ``get_config()`` from a config file, or from ``experiments/NAME.py`` for a bare name.
+def packaged_configs() -> list[str]:
+    """The names of the configs that ship with the package (``omni_jax/configs/NAME.py``)."""
+    files = importlib.resources.files(CONFIG_PACKAGE)
+    return sorted(f.name[:-3] for f in files.iterdir() if f.name.endswith(".py") and not f.name.startswith("_"))
 
-    With ``quick=True`` it loads ``get_quick_config()`` instead, where the file has one."""
-    p = Path(path)
-    if not p.suffix and not p.exists():
-        p = EXPERIMENTS_DIR / f"{path}.py"
+
+def _module_from_file(p: Path):
+    spec = importlib.util.spec_from_file_location(f"omni_jax_user_config_{p.stem}", p)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except OmniJaxError:
+        raise
+    except Exception as e:  # the user's own Python: say which file, not a traceback
+        raise OmniJaxError(f"config file {p} failed to run: {type(e).__name__}: {e}") from None
+    return module
+
+
+def _resolve(name_or_path: str | Path, quick: bool):
+    """``(module, where)`` of a packaged config name or a config file path (its quick variant if asked)."""
+    text = str(name_or_path)
+    is_path = text.endswith(".py") or "/" in text or "\\" in text
+    if not is_path:
+        name = text + (QUICK_SUFFIX if quick and not text.endswith(QUICK_SUFFIX) else "")
+        if name not in packaged_configs():
+            raise OmniJaxError(f"no config named {name!r} (expected a .py file or one of "
+                               f"{', '.join(packaged_configs())})")
+        return importlib.import_module(f"{CONFIG_PACKAGE}.{name}"), f"{CONFIG_PACKAGE}.{name}"
+    p = Path(text)
+    if quick and not p.stem.endswith(QUICK_SUFFIX):
+        q = p.with_name(p.stem + QUICK_SUFFIX + ".py")
+        if not q.is_file():
+            raise OmniJaxError(f"--quick with --config {p} reads {q}, which does not exist "
+                               "(write it deriving from the config, or drop --quick)")
+        p = q
     if not p.is_file():
         raise OmniJaxError(f"config file {p} does not exist (expected a .py file with get_config())")
-    spec = importlib.util.spec_from_file_location(f"omni_jax_config_{p.stem}", p)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    return _module_from_file(p), str(p)
+
+
+def load_config(name_or_path: str | Path, quick: bool = False) -> ml_collections.ConfigDict:
+    """``get_config()`` of a packaged config (``"sinusoid"``) or of a config file (a path).
+
+    With ``quick=True`` it loads the quick variant: ``NAME_quick`` for a packaged
+    config, ``STEM_quick.py`` beside a config file. A file is run exactly once.
+    """
+    module, where = _resolve(name_or_path, quick)
     if not hasattr(module, "get_config"):
-        raise OmniJaxError(f"config file {p} has no get_config() function")
-    cfg = module.get_quick_config() if quick and hasattr(module, "get_quick_config") else module.get_config()
+        raise OmniJaxError(f"config file {where} has no get_config() function")
+    cfg = module.get_config()
     if not isinstance(cfg, ml_collections.ConfigDict):
-        raise OmniJaxError(f"get_config() in {p} must return an ml_collections.ConfigDict")
+        raise OmniJaxError(f"get_config() in {where} must return an ml_collections.ConfigDict")
     return cfg
+
+
+def omni_group(lam: float = 3.0, ema_decay: float = 0.99) -> ml_collections.ConfigDict:
+    """The ``omni`` group of every experiment's config: which Omni-Loss terms are on (Table 6),
+    λ (Eqs. 11, 14) and the EMA teacher's β (Eq. 9); the paper's defaults λ = 3.0, β = 0.99."""
+    o = ml_collections.ConfigDict()
+    for term in TERMS:
+        o[term] = True
+    o.lam = lam
+    o.ema_decay = ema_decay
+    return o
+
+
+def loss_weights(omni: ml_collections.ConfigDict, method: str = "omni") -> OmniLossWeights:
+    """The Omni-Loss terms of a method: the ``omni`` group for ``"omni"``, and
+    :data:`omni_jax.omni.METHOD_WEIGHTS` for the comparison methods (with the group's λ)."""
+    if method != "omni":
+        return METHOD_WEIGHTS[method]
+    try:
+        return OmniLossWeights(**{t: bool(omni[t]) for t in TERMS}, lam=float(omni.lam))
+    except ValueError as e:
+        raise OmniJaxError(f"config group omni: {e}") from None
 
 
 def _parse_value(field: str, text: str, current):
@@ -73,7 +143,7 @@ def _parse_value(field: str, text: str, current):
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str]) -> ml_collections.ConfigDict:
     """Applies ``field.path=value`` overrides; an unknown field is an error."""
-    config = ml_collections.ConfigDict(config.to_dict())
+    config = copy.deepcopy(config)
     for item in overrides:
         if "=" not in item:
             raise OmniJaxError(f"config override {item!r} must look like field.path=value")
@@ -127,15 +197,13 @@ def check_multiples(group: ml_collections.ConfigDict, name: str, fields: Sequenc
 
 
 def check_omni_group(group: ml_collections.ConfigDict, name: str = "omni") -> None:
-    """Checks an Omni-Loss config group (see ``omni_jax.omni.omni_config``)."""
-    from omni_jax.omni import weights_from_config
+    """Checks the ``omni`` group (see :func:`omni_group`)."""
+    for t in TERMS:
+        require(isinstance(group[t], bool), f"config field {name}.{t} must be True or False, got {group[t]!r}")
     require(isinstance(group.lam, (int, float)) and math.isfinite(group.lam) and group.lam >= 0,
             f"config field {name}.lam must be >= 0, got {group.lam!r}")
     require(0.0 <= group.ema_decay <= 1.0, f"config field {name}.ema_decay must be in [0, 1], got {group.ema_decay}")
-    try:
-        weights_from_config(group)
-    except ValueError as e:
-        raise OmniJaxError(f"config group {name}: {e}") from None
+    loss_weights(group)
 
 
 def to_json(config: ml_collections.ConfigDict) -> str:

@@ -14,6 +14,10 @@ The pre- and meta-training algorithms are arguments: any pure functions
 Every term can be switched off (the ablation of Table 6); the comparison
 methods are special cases: Baseline uses only the joint pre term, MAML only
 the joint meta term, Joint-Training both joint terms.
+
+Training on it: :func:`omni_optimizer` (the outer optimizer with the EMA
+teacher, skipping non-finite updates) and :func:`omni_update` (one gradient
+step), shared by every experiment.
 """
 from __future__ import annotations
 
@@ -72,29 +76,6 @@ METHOD_WEIGHTS = {
     "joint": OmniLossWeights(pre=False, meta=False, distill_pre=False, distill_meta=False),
     "omni": OmniLossWeights(),
 }
-
-
-def omni_config(lam: float = 3.0, ema_decay: float = 0.99):
-    """The ``omni`` group of an experiment config: the Omni-Loss terms (Table 6),
-    λ and the EMA teacher's β (the paper's defaults: λ = 3.0, β = 0.99)."""
-    import ml_collections
-    o = ml_collections.ConfigDict()
-    for term in TERMS:
-        o[term] = True
-    o.lam = lam
-    o.ema_decay = ema_decay
-    return o
-
-
-def weights_from_config(omni_cfg) -> OmniLossWeights:
-    """:class:`OmniLossWeights` from an experiment's ``omni`` config group."""
-    return OmniLossWeights(**{t: bool(omni_cfg[t]) for t in TERMS}, lam=float(omni_cfg.lam))
-
-
-def method_weights(method: str, omni_cfg) -> OmniLossWeights:
-    """The Omni-Loss terms of a method: the ``omni`` config group for ``"omni"``,
-    :data:`METHOD_WEIGHTS` for the comparison methods."""
-    return weights_from_config(omni_cfg) if method == "omni" else METHOD_WEIGHTS[method]
 
 
 def squared_error(student: jnp.ndarray, teacher: jnp.ndarray) -> jnp.ndarray:
@@ -185,3 +166,68 @@ def teacher_params(opt_state) -> Params:
     if len(found) > 1:
         raise ValueError("this optimizer state has more than one ema_teacher transformation")
     return found[0][1]
+
+
+# ----------------------------------------------------------------------------
+# The outer optimizer and one update step on the Omni-Loss.
+
+# ``apply_if_finite`` gives up skipping after this many consecutive non-finite updates; never, here.
+_NEVER = 2 ** 31 - 1
+
+
+def omni_optimizer(base: optax.GradientTransformation, weights: OmniLossWeights,
+                   ema_decay: float = 0.99) -> optax.GradientTransformation:
+    """The outer optimizer of every experiment: ``base`` (Adam, SGD, ...), then the EMA teacher
+    (Eq. 9) when a distillation term is on, wrapped in ``optax.apply_if_finite`` so that an update
+    whose gradient is not finite is skipped (parameters, teacher and moments unchanged) and
+    counted in the state (:func:`skipped_updates`)."""
+    tx = optax.chain(base, ema_teacher(ema_decay)) if weights.needs_teacher else base
+    return optax.apply_if_finite(tx, max_consecutive_errors=_NEVER)
+
+
+def skipped_updates(opt_state) -> Tuple[jnp.ndarray, jnp.ndarray]:
+    """``(skipped_last, skipped_total)`` of an :func:`omni_optimizer` state, as int32 scalars."""
+    found = optax.tree_utils.tree_get_all_with_path(opt_state, "total_notfinite")
+    if len(found) != 1:
+        raise ValueError("this optimizer state was not built by omni_optimizer (no apply_if_finite state)")
+    last = optax.tree_utils.tree_get(opt_state, "last_finite")
+    return (~last).astype(jnp.int32), found[0][1]
+
+
+def _find_teacher(opt_state) -> Optional[Params]:
+    found = optax.tree_utils.tree_get_all_with_path(opt_state, "teacher")
+    return found[0][1] if len(found) == 1 else None
+
+
+def omni_update(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
+    """One gradient step on a loss, shared by every experiment (Brax's ``gradient_update_fn``).
+
+    Args:
+      loss_fn: ``loss_fn(params, teacher, *args) -> (loss, (metrics, aux))``; ``teacher`` is the
+        EMA teacher's parameters held in the optimizer state, or ``None`` when there is none.
+        ``aux`` is anything the step carries on (BatchNorm statistics, for example).
+      optimizer: built by :func:`omni_optimizer`.
+
+    Returns:
+      ``update(params, opt_state, *args) -> (params, opt_state, aux, finite, metrics)``, pure and
+      jittable. When the loss or the gradient is not finite, the update is skipped: the gradient
+      handed to the optimizer is NaN, so ``apply_if_finite`` leaves the parameters and the
+      optimizer state (teacher included) as they were and counts the skip; ``finite`` is False,
+      so the caller can keep its old ``aux`` too. ``metrics`` adds ``grad_norm``, ``skipped``
+      (this step) and ``skipped_total`` (since the start of training) to the loss's metrics.
+    """
+
+    def update(params, opt_state, *args):
+        teacher = _find_teacher(opt_state)
+        (loss, (metrics, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, teacher, *args)
+        grad_norm = optax.tree.norm(grads)
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, jnp.nan), grads)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)  # zero updates when skipped
+        last, total = skipped_updates(opt_state)
+        metrics = dict(metrics, grad_norm=grad_norm, skipped=last.astype(jnp.float32),
+                       skipped_total=total.astype(jnp.float32))
+        return params, opt_state, aux, finite, metrics
+
+    return update

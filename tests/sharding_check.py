@@ -16,14 +16,14 @@ import numpy as np  # noqa: E402
 from omni_jax import config as config_lib  # noqa: E402
 from omni_jax.omni import teacher_params  # noqa: E402
 from omni_jax.sinusoid import train as tr  # noqa: E402
-from omni_jax.training import replicate, shard_tasks, task_mesh  # noqa: E402
+from omni_jax.training import Chunk, replicate, task_mesh  # noqa: E402
 
 assert len(jax.devices()) == 8, jax.devices()
 mesh = task_mesh()
 cfg = config_lib.load_config("sinusoid", quick=True)
 cfg = config_lib.apply_overrides(cfg, ["train.meta_batch=16", "train.pre_batch=64", "data.num_train_tasks=100",
                                        "train.num_steps=20", "train.chunk_size=5"])
-tr.validate(cfg, mesh)
+tr.check(cfg, mesh)
 weights = tr.method_weights(cfg, "omni")
 model = tr.make_model(cfg, "omni")
 opt = tr.make_optimizer(cfg, weights)
@@ -43,8 +43,7 @@ print("gradients: sharded == single-device")
 
 # Whole training chunks: the step constrains the sampled batch to the mesh itself.
 def run(m):
-    step = tr.make_step(cfg, model, weights, opt, m)
-    chunk = jax.jit(lambda s, d: tr.scan_steps(lambda st: step(st, d), 5)(s))
+    chunk = Chunk(tr.make_step(cfg, model, weights, opt, m), 5)
     s = replicate(state, m)
     d = replicate(data, m)
     for _ in range(2):

@@ -65,11 +65,11 @@ def test_maml_step_trains_but_leaves_running_statistics_alone(split):
     assert not np.allclose(k(state), k(new)) and np.isfinite(float(metrics["loss/total"]))
 
 
-SMALL = ["--config.model.width=4", "--config.model.depth=2", "--config.data.synthetic_size=8",
-         "--config.data.synthetic_classes=(8, 6, 6)", "--config.data.synthetic_per_class=10",
+SMALL = ["--config.model.width=4", "--config.model.depth=2", "--config.data.synthetic.size=8",
+         "--config.data.synthetic.classes=(8, 6, 6)", "--config.data.synthetic.per_class=10",
          "--config.train.num_steps=4", "--config.train.chunk_size=2", "--config.train.ckpt_every=2",
          "--config.train.val_every=2", "--config.train.val_tasks=4", "--config.train.n_way=3",
-         "--config.train.k_shot=1", "--config.train.n_query=3", "--config.train.batch_size=8",
+         "--config.train.k_shot=1", "--config.train.n_query=3", "--config.eval.n_query=3", "--config.train.batch_size=8",
          "--config.eval.num_tasks=6", "--config.eval.settings=((3, 1),)", "--config.eval.finetune_epochs=2",
          "--no-progress"]
 
@@ -85,25 +85,50 @@ def test_cli_trains_selects_evaluates_and_writes_results(tmp_path, capsys):
         assert {"dataset", "method", "backbone", "n_way", "k_shot", "head", "accuracy", "ci95"} <= set(r)
         assert r["dataset"] == "synthetic" and r["method"] == "joint" and r["backbone"] == "conv4"
         assert (r["n_way"], r["k_shot"]) == (3, 1) and 0 <= r["accuracy"] <= 100 and r["ci95"] >= 0
-    lines = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
+    lines = [json.loads(l) for l in (wd / "joint" / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [2, 4] and all("val/accuracy" in l for l in lines)
+    assert all(l["skipped_total"] == 0 for l in lines)
     out = capsys.readouterr().out
-    assert "3-way 1-shot" in out and "±" in out
-    # Rerunning resumes from the final checkpoint: no training, same results.
+    assert "3-way 1-shot" in out and "±" in out and (wd / "accuracy.png").stat().st_size > 0
+    # Rerunning a finished run restores it: no training, no evaluation, same results.
     assert cli.main(argv) == 0
+    assert "restored finished joint" in capsys.readouterr().out
     assert json.loads((wd / "results.json").read_text()) == records
+    # Testing on another split reuses the trained model: the test split is no part of its fingerprint.
+    assert cli.main(argv + ["--config.data.test_split=val"]) == 0
+    assert "joint: restored the finished checkpoint (step 4)" in capsys.readouterr().out
+    other = json.loads((wd / "results.json").read_text())
+    assert {r["test_split"] for r in other} == {"val"} and other != records
+
+
+def test_python_entry_point_trains_several_methods_into_one_table(tmp_path):
+    from omni_jax import config as config_lib
+    from omni_jax.classification import train_and_evaluate
+    cfg = config_lib.load_config("classify_synthetic", quick=True)
+    cfg = config_lib.apply_overrides(cfg, [a.removeprefix("--config.") for a in SMALL if a.startswith("--config.")]
+                                     + ["train.methods=('protonet', 'baseline')"])
+    logged = []
+    records = train_and_evaluate(cfg, tmp_path, show_progress=False, log=logged.append)
+    assert [(r["method"], r["head"]) for r in records] == [("protonet", "meta"), ("baseline", "pre")]
+    assert json.loads((tmp_path / "results.json").read_text()) == records
+    assert any(line.startswith("protonet: selected step") for line in logged)
+    for m in ("protonet", "baseline"):
+        assert (tmp_path / m / "checkpoints").is_dir() and (tmp_path / m / "metrics.jsonl").is_file()
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--method", "relationnet"], "unknown method 'relationnet'"),
-    (["--backbone", "vgg"], "unknown backbone 'vgg'"),
+    (["--method", "relationnet"], "unknown value(s) ['relationnet']"),
+    (["--backbone", "vgg"], "model.backbone='vgg' is unknown"),
+    (["--config.data.flip=auto"], "data.flip expects true/false"),
+    (["--config.eval.heads=('joint',)", "--method", "protonet,ensemble"], "joint flow of method ensemble"),
     (["--config.train.n_way=9"], "fewer than n_way=9"),
     (["--config.train.n_query=12"], "fewer than k_shot+n_query=13"),
-    (["--dataset", "miniimagenet", "--data-dir", "/nonexistent/mini"], "/nonexistent/mini"),
+    (["--config.data.dataset=miniimagenet", "--data-dir", "/nonexistent/mini"], "/nonexistent/mini"),
+    (["--dataset", "miniimagenet"], "unknown config field 'data.synthetic.size'"),
 ])
 def test_cli_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, args, message):
     wd = tmp_path / "bad"
-    argv = ["classify", "--dataset", "synthetic", "--workdir", str(wd)] + SMALL + args
+    argv = ["classify", "--workdir", str(wd)] + SMALL + args  # the synthetic config by default
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("omni-jax: error:") and message in err and "\n" not in err

@@ -8,7 +8,9 @@ import pytest
 
 from omni_jax import config as config_lib
 from omni_jax.errors import OmniJaxError
+from omni_jax.omni import skipped_updates
 from omni_jax.rl import train as tr
+from omni_jax.training import runner
 
 
 def tiny_config(**over):
@@ -26,19 +28,26 @@ def leaves_equal(a, b):
                for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
+def train(cfg, method, directory, env, stop_after=None):
+    program = tr.setup(cfg, method, env)
+    return runner.train_program(program, directory, tr.fingerprint(cfg, method), show_progress=False,
+                                stop_after=stop_after)
+
+
 def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     cfg = tiny_config()
-    full, _ = tr.train_method(cfg, "omni", tmp_path / "a", show_progress=False)
-    cut, _ = tr.train_method(cfg, "omni", tmp_path / "b", show_progress=False, stop_after=2)
+    env = tr.make_env_from_config(cfg)
+    full = train(cfg, "omni", tmp_path / "a", env)
+    cut = train(cfg, "omni", tmp_path / "b", env, stop_after=2)
     assert int(cut.step) == 2
-    resumed, _ = tr.train_method(cfg, "omni", tmp_path / "b", show_progress=False)
+    resumed = train(cfg, "omni", tmp_path / "b", env)
     assert int(resumed.step) == int(full.step) == 4
     assert leaves_equal(full.params, resumed.params)
     assert leaves_equal(full.opt_state, resumed.opt_state)  # the EMA teacher too
     assert not leaves_equal(full.params, cut.params)
     # the metrics log has each step once
     from omni_jax.training import MetricsWriter
-    steps = [r["step"] for r in MetricsWriter(tmp_path / "b" / "omni" / "metrics.jsonl").read()]
+    steps = [r["step"] for r in MetricsWriter(tmp_path / "b" / "metrics.jsonl").read()]
     assert steps == [2, 4]
 
 
@@ -51,9 +60,9 @@ def test_non_finite_update_is_skipped_and_counted():
     bad = jax.tree_util.tree_map(lambda x: x, state.params)
     bad["params"]["log_std_joint"] = jnp.array([jnp.nan, 0.0])
     state = state.replace(params=bad)
-    new, metrics = tr.make_chunk_fn(cfg, env, policy, w, opt)(state)
-    assert float(metrics["skipped"]) == 1.0
-    assert int(new.extra["skipped_total"]) == 2
+    new, metrics = tr.setup(cfg, "maml", env).chunk(state)
+    assert float(metrics["skipped"]) == 1.0 and float(metrics["skipped_total"]) == 1.5  # chunk means of 1, 2
+    assert int(skipped_updates(new.opt_state)[1]) == 2
     assert leaves_equal(new.params, state.params)  # nothing trained on NaN
     assert int(new.step) == 2
 
@@ -81,7 +90,7 @@ def test_initial_flows_are_the_joint_flow():
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(OmniJaxError, match=message):
-        tr.validate(tiny_config(**override))
+        tr.check(tiny_config(**override))
 
 
 @pytest.mark.parametrize("kernel_init", ["lecun_normal", "xavier_uniform"])
@@ -103,7 +112,7 @@ def test_policy_kernel_init(kernel_init):
 def test_meta_batch_must_divide_over_devices():
     three_devices = types.SimpleNamespace(devices=np.empty(3))
     with pytest.raises(OmniJaxError, match="train.meta_batch=2 does not divide over the 3 devices"):
-        tr.validate(tiny_config(), three_devices)
+        tr.check(tiny_config(), three_devices)
 
 
 def test_cli_errors_are_one_line(capsys, tmp_path):
@@ -119,10 +128,10 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
 
 
 def test_precompiled_programs_are_the_ones_training_and_evaluation_run(tmp_path):
-    """``omni-jax rl`` compiles the training chunks and the evaluation in worker threads; training
-    and evaluation must then run those executables (no second compilation), with the same results."""
-    from concurrent.futures import ThreadPoolExecutor
+    """The runner compiles the training chunks and the evaluation in worker threads; training and
+    evaluation must then run those executables (no second compilation), on the trained parameters."""
     from omni_jax.rl import evaluate as ev
+    from omni_jax.rl.experiment import train_and_evaluate
     compiled, recording = [], [True]
 
     def listener(name, duration, **kw):
@@ -130,32 +139,21 @@ def test_precompiled_programs_are_the_ones_training_and_evaluation_run(tmp_path)
             compiled.append(kw.get("fun_name"))
 
     jax.monitoring.register_event_duration_secs_listener(listener)
+    cfg = tiny_config(**{"train.discount": 0.98, "train.methods": ("maml", "omni")})  # programs no other test compiled
     try:
-        cfg = tiny_config(**{"train.discount": 0.98})  # programs no other test compiled
-        env = tr.make_env_from_config(cfg)
-        methods = ("maml", "omni")
-        with ThreadPoolExecutor(2) as pool:
-            initial = {m: tr.setup_method(cfg, m, env) for m in methods}
-            list(pool.map(lambda m: tr.precompile(*initial[m][1:]), methods))
-            init_entries = ev.entries_for({m: (p, s.params) for m, (p, _, s) in initial.items()}, "joint")
-            pool.submit(ev.precompile, cfg, env, init_entries).result()
-        assert compiled.count("jit(chunk)") == 2 and compiled.count("jit(fn)") == 1, compiled
-        compiled.clear()
-        models = {}
-        for m in methods:
-            state, policy = tr.train_method(cfg, m, tmp_path, env=env, show_progress=False)
-            models[m] = (policy, state.params)
-        entries = ev.entries_for(models, "joint")
-        returns = ev.adaptation_returns(cfg, env, entries)
-        assert "jit(chunk)" not in compiled and "jit(fn)" not in compiled, compiled
+        records = train_and_evaluate(cfg, tmp_path, show_progress=False, log=lambda m: None)
     finally:
         recording[0] = False
-    assert returns.shape == (cfg.eval.max_steps + 1, 4, cfg.eval.num_tasks)
-    # the trained parameters went in: a fresh, uncached function on them gives the same returns
-    fresh = ev._build_eval_fn(env, entries, num_traj=cfg.eval.num_traj, horizon=cfg.env.horizon,
-                              max_steps=cfg.eval.max_steps, lr=cfg.eval.lr, discount=cfg.train.discount, mesh=None)
-    _, chunks, k_roll = ev._eval_inputs(cfg, env, entries, None, None)
-    first = np.asarray(fresh([p for _, _, p, _ in entries], chunks[0], jax.random.fold_in(k_roll, 0)))
-    np.testing.assert_allclose(returns[..., :first.shape[-1]], first, rtol=1e-6)
-    init_first = np.asarray(fresh([p for _, _, p, _ in init_entries], chunks[0], jax.random.fold_in(k_roll, 0)))
-    assert not np.allclose(init_first, first)
+    assert compiled.count("jit(chunk)") == 2 and compiled.count("jit(fn)") == 1, compiled
+    # the trained parameters went in: a new evaluator on the checkpoints gives the same returns,
+    # and the initial parameters give other returns
+    env = tr.make_env_from_config(cfg)
+    programs = {m: tr.setup(cfg, m, env) for m in ("maml", "omni")}
+    trained = {m: train(cfg, m, tmp_path / m, env) for m in programs}
+    entries = lambda states: ev.entries_for({m: (programs[m].model, states[m].params) for m in programs})
+    returns = ev.adaptation_returns(cfg, env, entries(trained))
+    again = ev.records_from_returns(cfg.env.name, [e[0] for e in entries(trained)], returns, "joint")
+    assert again == records
+    initial = ev.adaptation_returns(cfg, env, entries({m: p.state for m, p in programs.items()}))
+    assert returns.shape == initial.shape == (cfg.eval.max_steps + 1, 4, cfg.eval.num_tasks)
+    assert not np.allclose(initial, returns)

@@ -14,6 +14,8 @@ from omni_jax.cli import main as cli_main
 from omni_jax.data import sinusoid as sin_data
 from omni_jax.sinusoid import evaluate as ev
 from omni_jax.sinusoid import train as tr
+from omni_jax.sinusoid import train_and_evaluate
+from omni_jax.training import runner
 
 TINY = ["--config.train.num_steps=100", "--config.train.chunk_size=50", "--config.train.ckpt_every=50",
         "--config.train.eval_every=50", "--config.data.num_train_tasks=200", "--config.eval.num_tasks=8",
@@ -52,21 +54,38 @@ def test_training_set_and_episode_shapes():
     chex.assert_shape([b["x"], b["y"]], (9, 1))
 
 
+def train(cfg, method, directory, stop_after=None):
+    program = tr.setup(cfg, method, tr.training_set(cfg))
+    return runner.train_program(program, directory, tr.fingerprint(cfg, method), show_progress=False,
+                                stop_after=stop_after)
+
+
 def test_resume_gives_the_same_final_state(tmp_path):
     cfg = tiny_config()
-    data = tr.training_set(cfg)
-    full, _ = tr.train_method(cfg, "omni", tmp_path / "a", data=data, show_progress=False)
-    part, _ = tr.train_method(cfg, "omni", tmp_path / "b", data=data, show_progress=False, stop_after=50)
+    full = train(cfg, "omni", tmp_path / "a")
+    part = train(cfg, "omni", tmp_path / "b", stop_after=50)
     assert int(part.step) == 50
-    resumed, _ = tr.train_method(cfg, "omni", tmp_path / "b", data=data, show_progress=False)
+    resumed = train(cfg, "omni", tmp_path / "b")
     assert int(resumed.step) == 100
     chex.assert_trees_all_equal(resumed.params, full.params)
     chex.assert_trees_all_equal(resumed.opt_state, full.opt_state)
-    steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "omni" / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [50, 100]
     # a different seed really changes the result (the check above can fail)
-    other, _ = tr.train_method(tiny_config("seed=1"), "omni", tmp_path / "c", data=data, show_progress=False)
+    other = train(tiny_config("seed=1"), "omni", tmp_path / "c")
     assert not np.allclose(jax.tree_util.tree_leaves(other.params)[0], jax.tree_util.tree_leaves(full.params)[0])
+
+
+def test_a_methods_stream_depends_on_its_name_not_its_position():
+    cfg = tiny_config()
+    model = tr.make_model(cfg, "maml")
+    opt = tr.make_optimizer(cfg, tr.method_weights(cfg, "maml"))
+    a = tr.init_state(cfg, model, opt, "maml")
+    b = tr.init_state(tiny_config("train.methods=('maml', 'baseline')"), model, opt, "maml")
+    c = tr.init_state(cfg, model, opt, "joint")
+    chex.assert_trees_all_equal(a.params, b.params)
+    assert not all(np.allclose(x, y) for x, y in zip(jax.tree_util.tree_leaves(a.params),
+                                                     jax.tree_util.tree_leaves(c.params)))
 
 
 @pytest.mark.parametrize("override,field", [
@@ -99,12 +118,37 @@ def test_cli_rejects_missing_config_file(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def trained_workdir(tmp_path_factory):
-    """A finished tiny run of two methods, shared by the resume-error tests."""
+    """A finished tiny run of two methods (through the Python entry point), shared by the resume tests."""
     wd = tmp_path_factory.mktemp("run")
-    code = cli_main(["sinusoid", "--quick", "--no-progress", "--workdir", str(wd), *TINY,
-                     "--config.train.methods=('baseline','maml')"])
-    assert code == 0
+    records = train_and_evaluate(tiny_config("train.methods=('baseline','maml')"), wd, show_progress=False,
+                                 log=lambda m: None)
+    assert records == json.loads((wd / "results.json").read_text())
+    assert {r["method"] for r in records} == {"baseline", "maml", "ensemble"}
     return wd
+
+
+def test_rerun_of_a_finished_workdir_restores_and_does_not_evaluate_again(trained_workdir, capsys):
+    before = tree_hash(trained_workdir)
+    code, out, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(trained_workdir),
+                             *TINY, "--config.train.methods=('baseline','maml')")
+    assert code == 0, err
+    assert "restored finished baseline, maml (100 steps) and their evaluation" in out and "K=5 s=1" in out
+    assert tree_hash(trained_workdir) == before  # nothing rewritten
+
+
+def test_changed_evaluation_settings_reuse_the_checkpoints(trained_workdir, tmp_path, capsys):
+    import shutil
+    wd = tmp_path / "copy"
+    shutil.copytree(trained_workdir, wd)
+    code, out, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(wd), *TINY,
+                             "--config.train.methods=('baseline','maml')", "--config.eval.num_tasks=4")
+    assert code == 0, err
+    assert "baseline: restored the finished checkpoint (step 100)" in out
+    records = json.loads((wd / "results.json").read_text())
+    old = json.loads((trained_workdir / "results.json").read_text())
+    assert len(records) == len(old) and records != old  # evaluated again, on 4 tasks
+    ckpt = lambda root: {k: v for k, v in tree_hash(root).items() if "checkpoints" in k}
+    assert ckpt(wd) == ckpt(trained_workdir)
 
 
 def test_cli_incompatible_checkpoint_is_an_error_and_overwrites_nothing(trained_workdir, capsys):
@@ -125,8 +169,9 @@ def test_cli_corrupted_checkpoint_is_an_error_and_overwrites_nothing(trained_wor
     for p in victims:
         p.write_bytes(b"\x00garbage" * 4)
     before = tree_hash(wd)
+    # another evaluation setting, so that the finished checkpoints must be read
     code, _, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(wd), *TINY,
-                           "--config.train.methods=('baseline','maml')")
+                           "--config.train.methods=('baseline','maml')", "--config.eval.num_tasks=4")
     assert code == 2 and "corrupted" in err and "maml" in err and err.count("\n") == 1
     assert "Traceback" not in err
     assert tree_hash(wd) == before
@@ -138,27 +183,38 @@ def test_end_to_end_quick_run(trained_workdir, tmp_path, capsys):
                              *TINY[:-1], "--config.train.num_steps=300", "--config.eval.k_shots=(5,10)")
     assert code == 0, err
     records = json.loads((wd / "results.json").read_text())
-    methods = {"baseline", "maml", "ensemble", "joint", "omni", "omni_joint", "omni_pre", "omni_meta", "omni_ensemble"}
+    methods = {"baseline", "maml", "ensemble", "joint", "omni", "omni_pre", "omni_meta", "omni_ensemble"}
     assert {r["method"] for r in records} == methods
     assert len(records) == len(methods) * 2 * 10
     for r in records:
-        assert set(r) == {"method", "k_shot", "steps", "mse", "ci95"}
+        assert set(r) == {"method", "k_shot", "steps", "mse", "ci95"} | ({"head"} if r["method"] == "omni" else set())
         assert r["k_shot"] in (5, 10) and 1 <= r["steps"] <= 10
         assert math.isfinite(r["mse"]) and r["mse"] >= 0 and r["ci95"] >= 0
+    assert {r["head"] for r in records if r["method"] == "omni"} == {"joint"}
     get = {(r["method"], r["k_shot"], r["steps"]): r["mse"] for r in records}
-    for k in (5, 10):
-        for s in range(1, 11):
-            assert get[("omni", k, s)] == get[("omni_joint", k, s)]  # omni = the configured head
     # pooled L2 pre-training learns (about) the zero function; MAML adapts far better already
     assert get[("baseline", 10, 10)] > 2.0
     assert get[("maml", 10, 10)] < 0.5 * get[("baseline", 10, 10)]
     assert (wd / "fig5_mse_vs_steps.png").stat().st_size > 10_000
     assert (wd / "fig6_recovered_waves.png").stat().st_size > 10_000
     assert "omni_ensemble" in out and "K=10 s=10" in out
+    assert max(len(line) for line in out.splitlines() if "±" in line) <= 100  # the table
     for m in ("baseline", "maml", "joint", "omni"):
         lines = (wd / m / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(l)["step"] for l in lines] == list(range(50, 301, 50))
         assert "val/mse_step10" in lines[-1] or "val/mse_step10_joint" in lines[-1]
+        assert json.loads(lines[-1])["skipped_total"] == 0
+    # Reported as omni with another head: only the evaluation runs again, and omni is then that head.
+    code, out, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(wd),
+                             *TINY[:-1], "--config.train.num_steps=300", "--config.eval.k_shots=(5,10)",
+                             "--config.eval.omni_head=meta")
+    assert code == 0, err
+    again = {(r["method"], r["k_shot"], r["steps"]): r["mse"] for r in json.loads((wd / "results.json").read_text())}
+    assert ("omni_meta", 5, 1) not in again and ("omni_joint", 5, 1) in again
+    for k in (5, 10):
+        for s in range(1, 11):
+            assert again[("omni", k, s)] == get[("omni_meta", k, s)]
+            assert again[("omni_joint", k, s)] == get[("omni", k, s)]
 
 
 def test_results_table_lists_each_method_once():

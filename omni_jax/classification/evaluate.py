@@ -1,7 +1,8 @@
 """Few-shot evaluation (paper §6.1): new Omni-Heads on sampled test tasks, mean accuracy ± 95% CI.
 
-Task ``i`` of a setting is drawn from ``fold_in(PRNGKey(seed), i)``, so every
-method and every head is scored on the very same tasks. Tasks are processed
+Task ``i`` of a setting is drawn from ``fold_in(key, i)``, so every method and
+every head is scored on the very same tasks (the runner's keys come from the
+``test`` and ``validation`` PRNG streams of ``eval.seed``). Tasks are processed
 in jitted chunks; images of a chunk are embedded once per flow in use.
 """
 from __future__ import annotations
@@ -101,7 +102,7 @@ class Evaluator:
         return apply(adapted, ep["query"]["x"])
 
     def accuracies(self, variables, split: DeviceSplit, *, n_way: int, k_shot: int, n_query: int,
-                   num_tasks: int, seed: int, heads: Sequence[str]) -> Dict[str, np.ndarray]:
+                   num_tasks: int, key: jax.Array, heads: Sequence[str]) -> Dict[str, np.ndarray]:
         """Per-task query accuracies ``{head: [num_tasks]}`` (in [0, 1])."""
         heads = tuple(heads)
         for h in heads:
@@ -109,7 +110,7 @@ class Evaluator:
         per_task = n_way * (k_shot + n_query)
         t = max(1, min(num_tasks, self.cfg.images_per_call // per_task))
         chunk = self._chunk_fn(heads, n_way, k_shot, n_query)
-        base = jax.random.PRNGKey(seed)
+        base = key
         out = {h: [] for h in heads}
         for start in range(0, num_tasks, t):
             keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(start, start + t))

@@ -1,9 +1,9 @@
 """Training for few-shot classification (paper §6.1): one mini-batch and one episode per step.
 
     create_train_state(...)  -> TrainState (params, Adam [+ EMA teacher], batch statistics, best model)
-    make_train_chunk(...)    -> jitted (state, split) -> (state, metrics), ``chunk_size`` steps per call
+    make_train_step(...)     -> (state, split) -> (state, metrics), one step (the shared step signature)
+    make_train_chunk(...)    -> a Chunk: (state, split) -> (state, metrics), ``chunk_size`` steps per call
     make_train_update(...)   -> (state, batch, episode) -> (state, metrics), the step on given data
-    train_and_evaluate(...)  -> trains with validation-based model selection, evaluates, writes results
 
 Each step draws a mini-batch (cross-entropy pre-training, Eq. 16) and an
 N-way K-shot episode (ProtoNet, Eq. 20, or MAML, Eq. 19) from the training
@@ -27,8 +27,8 @@ from omni_jax.classification.episodes import DeviceSplit, sample_batch, sample_e
 from omni_jax.classification.methods import MethodSpec
 from omni_jax.classification.model import StatsThread, init_variables
 from omni_jax.nn.convnets import FewShotNet
-from omni_jax.omni import ema_teacher, omni_loss, teacher_params
-from omni_jax.training import TrainState
+from omni_jax.omni import omni_loss, omni_optimizer, omni_update
+from omni_jax.training import Chunk, TrainState, prng_stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,15 +47,11 @@ class TrainConfig:
 
 
 def make_optimizer(spec: MethodSpec, tc: TrainConfig) -> optax.GradientTransformation:
-    tx = optax.adam(tc.lr)
-    if spec.weights.needs_teacher:
-        tx = optax.chain(tx, ema_teacher(tc.ema_decay))
-    return tx
+    return omni_optimizer(optax.adam(tc.lr), spec.weights, tc.ema_decay)
 
 
 def create_train_state(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, image_shape, seed: int) -> TrainState:
-    key = jax.random.PRNGKey(seed)
-    k_init, k_run = jax.random.split(key)
+    k_init, k_run = jax.random.split(prng_stream(seed, "init", spec.name))
     variables = init_variables(net, k_init, image_shape)
     params, stats = variables["params"], variables["batch_stats"]
     opt_state = make_optimizer(spec, tc).init(params)
@@ -119,17 +115,16 @@ def make_train_update(net: FewShotNet, spec: MethodSpec, tc: TrainConfig):
 
     ``step(state, split)`` is ``update(state, *sample_training_data(k_data, ...))`` with ``k_data`` the
     step's data key, so this times (or reuses) the step without its sampling and augmentation.
+    A non-finite step is skipped (:func:`omni_jax.omni.omni_update`), BatchNorm statistics included.
     """
-    loss_fn = make_loss_fn(net, spec, tc)
-    tx = make_optimizer(spec, tc)
+    update_fn = omni_update(make_loss_fn(net, spec, tc), make_optimizer(spec, tc))
 
     def update(state: TrainState, batch, episode):
         rng, _, k_drop = jax.random.split(state.rng, 3)
-        teacher = teacher_params(state.opt_state) if spec.weights.needs_teacher else None
-        (_, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, teacher, state.extra["batch_stats"], k_drop, batch, episode)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        old = state.extra["batch_stats"]
+        params, opt_state, stats, finite, metrics = update_fn(state.params, state.opt_state, old, k_drop,
+                                                              batch, episode)
+        stats = jax.tree_util.tree_map(lambda new, o: jnp.where(finite, new, o), stats, old)
         extra = dict(state.extra, batch_stats=stats)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state, rng=rng,
                              extra=extra), metrics
@@ -147,22 +142,9 @@ def make_train_step(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: Aug
     return step
 
 
-def make_train_chunk(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: AugmentConfig, chunk_size: int):
-    """``(state, split) -> (state, mean metrics)`` running ``chunk_size`` jitted steps.
-
-    The steps are dispatched from Python rather than fused into one
-    ``lax.scan``: on XLA:CPU a Conv-4 step inside a scan (a while loop) ran
-    about 35x slower than the same step jitted alone (39 s vs 0.22 s per
-    5 steps here), while the dispatch overhead of a loop is well under 1 ms
-    per step. Dispatch is asynchronous, so the host never waits between steps.
-    """
-    step = jax.jit(make_train_step(net, spec, tc, aug))
-
-    def chunk(state, split):
-        ms = []
-        for _ in range(chunk_size):
-            state, m = step(state, split)
-            ms.append(m)
-        return state, jax.tree_util.tree_map(lambda *v: jnp.mean(jnp.stack(v)), *ms)
-
-    return chunk
+def make_train_chunk(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: AugmentConfig,
+                     chunk_size: int) -> Chunk:
+    """``chunk(state, split) -> (state, mean metrics)`` running ``chunk_size`` steps, each jitted
+    alone and dispatched from Python (``Chunk(scan=False)``): on XLA:CPU a Conv-4 step inside a
+    ``lax.scan`` ran about 35x slower than the same step jitted alone (39 s vs 0.22 s per 5 steps)."""
+    return Chunk(make_train_step(net, spec, tc, aug), chunk_size, scan=False)

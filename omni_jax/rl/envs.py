@@ -28,13 +28,31 @@ choice for a full-protocol GPU run (``--config.env.backend=generalized``).
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 from typing import Dict
 
 import jax
 import jax.numpy as jnp
-from brax import envs as brax_envs
-from brax.envs.base import Env, State
-from brax.envs.half_cheetah import Halfcheetah
+
+
+def _import_brax():
+    """Imports Brax with MuJoCo's import-time prints ("Failed to import warp: ...", twice; warp is
+    an optional GPU backend we do not use) kept off the user's screen; any other output passes."""
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        import brax.envs  # noqa: F401
+        import brax.envs.half_cheetah  # noqa: F401
+    for line in captured.getvalue().splitlines():
+        if not line.startswith(("Failed to import warp", "Failed to import mujoco_warp")):
+            print(line, file=sys.stdout)
+
+
+_import_brax()
+from brax import envs as brax_envs  # noqa: E402
+from brax.envs.base import Env, State  # noqa: E402
+from brax.envs.half_cheetah import Halfcheetah  # noqa: E402
 
 from omni_jax.errors import OmniJaxError
 

@@ -16,7 +16,6 @@ that drifts away dominate the mean).
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import jax
@@ -24,8 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from omni_jax.nn import FLOWS
 from omni_jax.rl import acting, losses
-from omni_jax.training import mean_ci95, shard_tasks
+from omni_jax.training import mean_ci95, prng_stream, shard_tasks
+from omni_jax.training.metrics import format_mean_ci
 
 # (label, apply_fn, params, flow)
 Entry = Tuple[str, Callable, object, str]
@@ -40,47 +41,23 @@ class PolicyApply:
         return self.policy.apply(params, obs, flow)
 
 
-def entries_for(models: Dict[str, tuple], omni_head: str) -> Sequence[Entry]:
+def entries_for(models: Dict[str, tuple]) -> Sequence[Entry]:
     """The policies to evaluate from ``{method: (policy, params)}``: baseline and maml on
     their only flow, and each Omni head (omni_joint, omni_pre, omni_meta)."""
     out = []
     for method, (policy, params) in models.items():
         apply = PolicyApply(policy)
         if method == "omni":
-            out += [(f"omni_{flow}", apply, params, flow) for flow in ("joint", "pre", "meta")]
+            out += [(f"omni_{flow}", apply, params, flow) for flow in FLOWS]
         else:
-            out.append((method, apply, params, "joint"))
+            out.append((method, apply, params, FLOWS[0]))
     return out
-
-
-_EVAL_FNS: dict = {}
-_EVAL_LOCK = threading.Lock()
 
 
 def make_eval_fn(env, entries: Sequence[Entry], *, num_traj: int, horizon: int, max_steps: int, lr: float,
                  discount: float, mesh=None):
-    """A jitted ``fn(params_list, tasks, rng) -> returns [max_steps + 1, G, B]``.
-
-    When every entry's apply is a :class:`PolicyApply`, the function is cached
-    on the policies' architectures, labels, flows and parameter shapes and on
-    the settings, so that :func:`precompile` and :func:`adaptation_returns`
-    share one function (and its compiled executable).
-    """
-    build = lambda: _build_eval_fn(env, entries, num_traj=num_traj, horizon=horizon, max_steps=max_steps,
-                                   lr=lr, discount=discount, mesh=mesh)
-    if not all(isinstance(apply, PolicyApply) for _, apply, _, _ in entries):
-        return build()
-    shapes = lambda p: tuple((x.shape, str(x.dtype)) for x in jax.tree_util.tree_leaves(p))
-    key = (tuple((label, repr(apply.policy), flow, jax.tree_util.tree_structure(p), shapes(p))
-                 for label, apply, p, flow in entries),
-           num_traj, horizon, max_steps, lr, discount, id(mesh), type(env).__name__, getattr(env, "backend", None))
-    with _EVAL_LOCK:
-        if key not in _EVAL_FNS:
-            _EVAL_FNS[key] = build()
-        return _EVAL_FNS[key]
-
-
-def _build_eval_fn(env, entries, *, num_traj, horizon, max_steps, lr, discount, mesh):
+    """A jitted ``fn(params_list, tasks, rng) -> returns [max_steps + 1, G, B]``: every entry's
+    policy adapts by ``max_steps`` REINFORCE steps on each task, all in one vmapped rollout."""
     policies = [(apply, flow, True) for _, apply, _, flow in entries]
 
     def fn(params_list, tasks, rng):
@@ -104,71 +81,81 @@ def _build_eval_fn(env, entries, *, num_traj, horizon, max_steps, lr, discount, 
     return jax.jit(fn)
 
 
-def _eval_inputs(cfg, env, entries, seed, mesh):
-    """The jitted function, the tasks of every chunk and the rollout key of :func:`adaptation_returns`."""
-    e = cfg.eval
-    seed = cfg.seed if seed is None else seed
-    fn = make_eval_fn(env, entries, num_traj=e.num_traj, horizon=cfg.env.horizon, max_steps=e.max_steps,
-                      lr=e.lr, discount=cfg.train.discount, mesh=mesh)
-    key = jax.random.fold_in(jax.random.PRNGKey(seed), 777_000)
-    k_tasks, k_roll = jax.random.split(key)
-    chunk = min(e.task_chunk, e.num_tasks)
-    num_chunks = -(-e.num_tasks // chunk)
-    tasks = env.sample_tasks(k_tasks, num_chunks * chunk)
-    chunks = [jax.tree_util.tree_map(lambda x: x[i * chunk:(i + 1) * chunk], tasks) for i in range(num_chunks)]
-    return fn, chunks, k_roll
+class AdaptationEvaluator:
+    """Returns after 0..``eval.max_steps`` adaptation steps on ``eval.num_tasks`` new tasks.
 
+    Owns its jitted function, built once for the given entries' policies and
+    flows; :meth:`compile` compiles it ahead of time for parameters shaped like
+    the entries' (the initial ones will do), :meth:`returns` runs it on any
+    parameters of those shapes. The tasks come from the ``test`` PRNG stream
+    (not the training stream), the same for every policy.
+    """
 
-def precompile(cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None) -> None:
-    """Compiles :func:`adaptation_returns`'s function ahead of time, for entries whose
-    parameters have the shapes of the trained ones (for example the initial parameters)."""
-    fn, chunks, k_roll = _eval_inputs(cfg, env, entries, seed, mesh)
-    fn.lower([p for _, _, p, _ in entries], chunks[0], jax.random.fold_in(k_roll, 0)).compile()
+    def __init__(self, cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None):
+        e = cfg.eval
+        self.cfg, self.entries = cfg, list(entries)
+        self.labels = [label for label, _, _, _ in entries]
+        self._fn = make_eval_fn(env, entries, num_traj=e.num_traj, horizon=cfg.env.horizon, max_steps=e.max_steps,
+                                lr=e.lr, discount=cfg.train.discount, mesh=mesh)
+        k_tasks, self._k_roll = jax.random.split(prng_stream(cfg.seed if seed is None else seed, "test"))
+        chunk = min(e.task_chunk, e.num_tasks)
+        num_chunks = -(-e.num_tasks // chunk)
+        tasks = env.sample_tasks(k_tasks, num_chunks * chunk)
+        self._chunks = [jax.tree_util.tree_map(lambda x: x[i * chunk:(i + 1) * chunk], tasks)
+                        for i in range(num_chunks)]
+
+    def compile(self) -> None:
+        self._fn.lower([p for _, _, p, _ in self.entries], self._chunks[0],
+                       jax.random.fold_in(self._k_roll, 0)).compile()
+
+    def returns(self, params_list: Optional[Sequence] = None,
+                progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
+        """``[max_steps + 1, G, num_tasks]`` for ``params_list`` (default: the entries' own)."""
+        params_list = [p for _, _, p, _ in self.entries] if params_list is None else list(params_list)
+        out = []
+        for i, t in enumerate(self._chunks):
+            out.append(np.asarray(self._fn(params_list, t, jax.random.fold_in(self._k_roll, i))))
+            if progress is not None:
+                progress(i + 1, len(self._chunks))
+        return np.concatenate(out, axis=-1)[..., :self.cfg.eval.num_tasks]
 
 
 def adaptation_returns(cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None,
                        progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
-    """Returns after 0..max_steps steps on ``eval.num_tasks`` new tasks: ``[max_steps + 1, G, num_tasks]``.
-
-    The tasks come from a key of their own (not the training stream); they
-    are the same for every policy.
-    """
-    fn, chunks, k_roll = _eval_inputs(cfg, env, entries, seed, mesh)
-    params_list = [p for _, _, p, _ in entries]
-    out = []
-    for i, t in enumerate(chunks):
-        out.append(np.asarray(fn(params_list, t, jax.random.fold_in(k_roll, i))))
-        if progress is not None:
-            progress(i + 1, len(chunks))
-    return np.concatenate(out, axis=-1)[..., :cfg.eval.num_tasks]
+    """Returns after 0..max_steps steps on ``eval.num_tasks`` new tasks: ``[max_steps + 1, G, num_tasks]``."""
+    return AdaptationEvaluator(cfg, env, entries, seed=seed, mesh=mesh).returns(progress=progress)
 
 
 def records_from_returns(env_name: str, labels: Sequence[str], returns: np.ndarray, omni_head: str) -> list:
-    """results.json records from ``[steps, G, tasks]`` returns; ``omni`` repeats ``omni_<omni_head>``."""
+    """results.json records from ``[steps, G, tasks]`` returns; ``omni_<omni_head>`` is reported
+    as ``omni`` (with ``"head": omni_head``), the other Omni heads under their own names."""
     recs = []
     for g, label in enumerate(labels):
-        names = [label] + (["omni"] if label == f"omni_{omni_head}" else [])
+        extra = {}
+        if label == f"omni_{omni_head}":
+            label, extra = "omni", {"head": omni_head}
         for k in range(returns.shape[0]):
             mean, ci = mean_ci95(returns[k, g])
-            for name in names:
-                recs.append({"env": env_name, "method": name, "steps": k, "return": float(mean),
-                             "ci95": float(ci), "median": float(np.median(returns[k, g])),
-                             "num_tasks": int(returns.shape[-1])})
+            recs.append({"env": env_name, "method": label, **extra, "steps": k, "return": float(mean),
+                         "ci95": float(ci), "median": float(np.median(returns[k, g])),
+                         "num_tasks": int(returns.shape[-1])})
     order = ["baseline", "maml", "omni", "omni_joint", "omni_pre", "omni_meta"]
     return sorted(recs, key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, r["steps"]))
 
 
 def results_table(records: list) -> str:
-    """A text table: one row per method, ``mean ± ci95 (median)`` per number of steps."""
+    """A text table: one row per method, ``mean±ci95 (median)`` per number of steps (100 columns
+    for 5 step counts)."""
     steps = sorted({r["steps"] for r in records})
     methods = list(dict.fromkeys(r["method"] for r in records))
     by = {(r["method"], r["steps"]): r for r in records}
-    head = f"{'method':<11}" + "".join(f"{'step ' + str(s):>24}" for s in steps)
-    lines = [head]
+    w = 18
+    lines = [f"{'method':<10}" + "".join(f"{'step ' + str(s):>{w}}" for s in steps)]
     for m in methods:
         cells = []
         for s in steps:
             r = by.get((m, s))
-            cells.append(f"{r['return']:.1f} ± {r['ci95']:.1f} ({r['median']:.1f})" if r else "-")
-        lines.append(f"{m:<11}" + "".join(f"{c:>24}" for c in cells))
+            cells.append(f"{format_mean_ci(r['return'], r['ci95'], 3)} ({r['median']:.{1 if abs(r['median']) < 100 else 0}f})"
+                         if r else "-")
+        lines.append(f"{m:<10}" + "".join(f"{c:>{w}}" for c in cells))
     return "\n".join(lines)

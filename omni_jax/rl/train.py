@@ -22,14 +22,14 @@ One iteration (:func:`make_step`), all inside one jitted function:
    query trajectories). Both rollouts are one ``lax.scan`` of two phases, so
    the physics is compiled once per method (it dominates the compile time of
    the cheetah);
-4. the Omni-Loss and its gradient, the outer SGD step, the EMA teacher. A
-   non-finite loss or gradient skips the update and is counted.
+4. the Omni-Loss and its gradient, the outer SGD step, the EMA teacher
+   (:func:`omni_jax.omni.omni_update`). A non-finite loss or gradient skips
+   the update and is counted.
+
+:func:`setup` makes one method's :class:`~omni_jax.training.runner.Program`
+(its chunk of meta-iterations, built once per method and per run).
 """
 from __future__ import annotations
-
-import threading
-from pathlib import Path
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -37,14 +37,14 @@ import ml_collections
 import optax
 
 from omni_jax import config as config_lib
-from omni_jax import omni as omni_lib
-from omni_jax.omni import OmniLossWeights, ema_teacher, omni_loss, teacher_params
+from omni_jax.nn import FLOWS
+from omni_jax.nn.models import KERNEL_INITS
+from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.rl import acting, losses
 from omni_jax.rl.envs import BACKENDS, ENVS, make_env
-from omni_jax.nn.models import KERNEL_INITS
 from omni_jax.rl.networks import GaussianPolicy
-from omni_jax.training import (CheckpointStore, MetricsWriter, TrainState, check_divisible, replicate,
-                               scan_steps, shard_tasks, train_loop)
+from omni_jax.training import Chunk, TrainState, check_divisible, prng_stream, replicate, shard_tasks
+from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "omni")
 
@@ -52,7 +52,7 @@ TRAINED_METHODS = ("baseline", "maml", "omni")
 # ---------------------------------------------------------------------------- config
 
 
-def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
+def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
     req = config_lib.require
     req(cfg.env.name in ENVS, f"unknown env {cfg.env.name!r}; expected one of {', '.join(ENVS)}")
@@ -79,7 +79,7 @@ def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
 
 
 def method_weights(cfg, method: str) -> OmniLossWeights:
-    return omni_lib.method_weights(method, cfg.omni)
+    return config_lib.loss_weights(cfg.omni, method)
 
 
 def fingerprint(cfg, method: str) -> dict:
@@ -114,20 +114,16 @@ def make_apply(policy):
 
 def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformation:
     """Outer SGD (lr 0.03 in the paper), with the EMA teacher (Eq. 9) when distilling."""
-    opt = optax.sgd(cfg.train.outer_lr)
-    if weights.needs_teacher:
-        opt = optax.chain(opt, ema_teacher(cfg.omni.ema_decay))
-    return opt
+    return omni_optimizer(optax.sgd(cfg.train.outer_lr), weights, cfg.omni.ema_decay)
 
 
 def init_state(cfg, env, policy, optimizer, method: str) -> TrainState:
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), TRAINED_METHODS.index(method))
-    k_init, k_train = jax.random.split(key)
+    k_init, k_train = jax.random.split(prng_stream(cfg.seed, "init", method))
     params = policy.init(k_init, jnp.zeros((1, env.observation_size)))
     if cfg.policy.flows_start_as_joint:
         params = flows_start_as_joint(params)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
-                      rng=k_train, extra={"skipped_total": jnp.zeros((), jnp.int32)})
+                      rng=k_train)
 
 
 def flows_start_as_joint(params):
@@ -145,14 +141,15 @@ def flows_start_as_joint(params):
     inner = p["params"]
     if "log_std_pre" not in inner:
         return params  # a plain policy
+    joint, branches = FLOWS[0], FLOWS[1:]
     for layer in inner["mean"]["backbone"].values():
-        for b in ("pre", "meta"):
+        for b in branches:
             if b in layer:
                 layer[b] = jax.tree_util.tree_map(jnp.zeros_like, layer[b])
     head = inner["mean"]["head"]
-    for b in ("pre", "meta"):
-        head[b] = jax.tree_util.tree_map(jnp.copy, head["joint"])
-        inner[f"log_std_{b}"] = jnp.copy(inner["log_std_joint"])
+    for b in branches:
+        head[b] = jax.tree_util.tree_map(jnp.copy, head[joint])
+        inner[f"log_std_{b}"] = jnp.copy(inner[f"log_std_{joint}"])
     return p
 
 
@@ -161,18 +158,27 @@ def flows_start_as_joint(params):
 
 def flows_of(weights: OmniLossWeights):
     """``(pre_flows, meta_flows)``: the flows trained by REINFORCE and by MAML-RL."""
-    pre = [f for f, on in (("joint", weights.joint_pre), ("pre", weights.pre)) if on]
-    meta = [f for f, on in (("joint", weights.joint_meta), ("meta", weights.meta)) if on]
+    joint, pre_flow, meta_flow = FLOWS
+    pre = [f for f, on in ((joint, weights.joint_pre), (pre_flow, weights.pre)) if on]
+    meta = [f for f, on in ((joint, weights.joint_meta), (meta_flow, weights.meta)) if on]
     return pre, meta
 
 
 def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
-    """One meta-iteration ``step(state) -> (state, metrics)``; pure, jittable."""
+    """One meta-iteration ``step(state, data) -> (state, metrics)``; pure, jittable (``data`` is
+    unused: tasks and trajectories are sampled inside)."""
     t = cfg.train
     apply = make_apply(policy)
     pre_alg = losses.reinforce(apply)
     meta_alg = losses.maml_rl(apply, inner_lr=t.inner_lr, first_order=t.first_order)
     pre_flows, meta_flows = flows_of(weights)
+
+    def loss_fn(params, teacher, batch, episode):
+        total, metrics = omni_loss(params, teacher, batch, episode, pre_algorithm=pre_alg,
+                                   meta_algorithm=meta_alg, weights=weights)
+        return total, (metrics, None)
+
+    update = omni_update(loss_fn, optimizer)
     first = meta_flows + [f for f in pre_flows if f not in meta_flows]  # who acts in the first rollout
     roll = dict(num_traj=t.num_traj, horizon=cfg.env.horizon)
 
@@ -205,13 +211,12 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
         query = jax.tree_util.tree_map(lambda x: x[1, :len(meta_flows)], trajs)
         return first_traj, query
 
-    def step(state: TrainState):
+    def step(state: TrainState, data=None):
         rng, k_tasks, k_first, k_query = jax.random.split(state.rng, 4)
         tasks = shard_tasks(env.sample_tasks(k_tasks, t.meta_batch), mesh)
-        params = state.params
         metrics = {}
 
-        traj, query = sample(params, tasks, k_first, k_query)
+        traj, query = sample(state.params, tasks, k_first, k_query)
         sampled = {f: acting.select(traj, g) for g, f in enumerate(first)}
         for f in first:
             metrics[f"return/{f}"] = jnp.mean(acting.episode_returns(sampled[f]))
@@ -222,75 +227,19 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
             episode[f] = {"support": sampled[f], "query": acting.select(query, g)}
             metrics[f"return/{f}_adapted"] = jnp.mean(acting.episode_returns(episode[f]["query"]))
 
-        teacher = teacher_params(state.opt_state) if weights.needs_teacher else None
-        loss_fn = lambda p: omni_loss(p, teacher, batch, episode, pre_algorithm=pre_alg,
-                                      meta_algorithm=meta_alg, weights=weights)
-        (loss, loss_metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, opt_state = optimizer.update(grads, state.opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        grad_norm = optax.global_norm(grads)
-        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-        skipped = state.extra["skipped_total"] + (~ok).astype(jnp.int32)
-        metrics.update(loss_metrics, grad_norm=grad_norm, skipped=(~ok).astype(jnp.float32),
-                       skipped_total=skipped.astype(jnp.float32))
-        return state.replace(step=state.step + 1, params=keep(new_params, params),
-                             opt_state=keep(opt_state, state.opt_state), rng=rng,
-                             extra={"skipped_total": skipped}), metrics
+        params, opt_state, _, _, loss_metrics = update(state.params, state.opt_state, batch, episode)
+        metrics.update(loss_metrics)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, rng=rng), metrics
 
     return step
 
 
-_CHUNK_FNS: dict = {}
-_CHUNK_LOCK = threading.Lock()
-
-
-def make_chunk_fn(cfg, env, policy, weights, optimizer, mesh=None, chunk_size: Optional[int] = None):
-    """``chunk_size`` meta-iterations as one jitted ``lax.scan``.
-
-    Cached on everything the step depends on, so training the same method
-    again in one process (a resume) does not recompile.
-    """
-    chunk_size = chunk_size or cfg.train.chunk_size
-    key = (config_lib.to_json(cfg), repr(policy), weights, chunk_size, id(mesh), type(env).__name__,
-           getattr(env, "backend", None))
-    with _CHUNK_LOCK:  # precompile() builds chunk functions from worker threads
-        if key not in _CHUNK_FNS:
-            step = make_step(cfg, env, policy, weights, optimizer, mesh)
-            _CHUNK_FNS[key] = jax.jit(scan_steps(step, chunk_size))
-        return _CHUNK_FNS[key]
-
-
-def setup_method(cfg, method: str, env, mesh=None):
-    """``(policy, chunk_fn, initial_state)`` of one method; ``chunk_fn`` is cached (:func:`make_chunk_fn`)."""
+def setup(cfg, method: str, env, mesh=None) -> Program:
+    """One method set up to train: its policy, initial state and chunk of meta-iterations."""
     weights = method_weights(cfg, method)
     policy = make_policy(cfg, env, method)
     optimizer = make_optimizer(cfg, weights)
-    chunk_fn = make_chunk_fn(cfg, env, policy, weights, optimizer, mesh)
-    state = replicate(init_state(cfg, env, policy, optimizer, method), mesh)
-    return policy, chunk_fn, state
-
-
-def precompile(chunk_fn, state) -> None:
-    """Compiles a training chunk (from :func:`setup_method`) ahead of time: the later call to the
-    same cached ``chunk_fn`` finds the executable in jit's cache. XLA releases the GIL while
-    compiling, so compiling the methods in threads overlaps what dominates a short cheetah run
-    (each program compiles the Brax physics again)."""
-    chunk_fn.lower(state).compile()
-
-
-def train_method(cfg, method: str, workdir: Path, *, env=None, mesh=None, show_progress: bool = True,
-                 stop_after: Optional[int] = None, progress_fn=None):
-    """Trains (or resumes) one method in ``workdir/method``; returns ``(state, policy)``."""
-    env = env or make_env_from_config(cfg)
-    policy, chunk_fn, state = setup_method(cfg, method, env, mesh)
     t = cfg.train
-    store = CheckpointStore(Path(workdir) / method / "checkpoints", fingerprint(cfg, method))
-    try:
-        state = train_loop(state, chunk_fn, total_steps=t.num_iterations, chunk_size=t.chunk_size, store=store,
-                           metrics=MetricsWriter(Path(workdir) / method / "metrics.jsonl"),
-                           ckpt_every=t.ckpt_every, desc=method, progress_fn=progress_fn,
-                           show_progress=show_progress, stop_after=stop_after)
-    finally:
-        store.close()
-    return state, policy
+    return Program(state=replicate(init_state(cfg, env, policy, optimizer, method), mesh),
+                   chunk=Chunk(make_step(cfg, env, policy, weights, optimizer, mesh), t.chunk_size),
+                   num_steps=t.num_iterations, ckpt_every=t.ckpt_every, model=policy)

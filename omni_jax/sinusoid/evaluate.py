@@ -5,7 +5,9 @@ for 1..``max_steps`` steps (each step uses all K points) and measure the MSE
 on the query points after every step. Every method is evaluated on the same
 tasks. Omni-Training is reported per head (its joint, pre and meta flows,
 each fine-tuned with its own head) and as the average of the three adapted
-heads (``omni_ensemble``); ``omni`` is the head chosen in the config.
+heads (``omni_ensemble``); ``omni`` is the head chosen in ``eval.omni_head``
+(its record says which in ``"head"``), and that head is not repeated as
+``omni_<head>``.
 """
 from __future__ import annotations
 
@@ -17,9 +19,11 @@ import numpy as np
 
 from omni_jax.algorithms import mse, sgd_adapt
 from omni_jax.data import sinusoid as sin_data
-from omni_jax.training import mean_ci95
+from omni_jax.nn import FLOWS
+from omni_jax.training import mean_ci95, prng_stream
+from omni_jax.training.metrics import format_mean_ci
 
-OMNI_HEADS = ("joint", "pre", "meta")
+OMNI_HEADS = FLOWS
 METHODS = ("baseline", "maml", "ensemble", "joint", "omni",
            "omni_joint", "omni_pre", "omni_meta", "omni_ensemble")
 
@@ -67,14 +71,14 @@ def predictions_by_method(models: dict, cfg, support, query_x) -> Dict[str, jnp.
     out = {}
     for name in ("baseline", "maml", "joint"):
         if name in models:
-            out[name] = run(name, "joint")
+            out[name] = run(name, FLOWS[0])
     if "baseline" in out and "maml" in out:
         out["ensemble"] = (out["baseline"] + out["maml"]) / 2
     if "omni" in models:
         for h in OMNI_HEADS:
             out[f"omni_{h}"] = run("omni", h)
         out["omni_ensemble"] = sum(out[f"omni_{h}"] for h in OMNI_HEADS) / len(OMNI_HEADS)
-        out["omni"] = out[f"omni_{e.omni_head}"]
+        out["omni"] = out.pop(f"omni_{e.omni_head}")
     return out
 
 
@@ -84,15 +88,16 @@ def evaluate(models: dict, cfg) -> list[dict]:
     e = cfg.eval
     records = []
     for k in e.k_shots:
-        key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed + 1), k)  # same tasks for every method
+        key = prng_stream(cfg.seed, "test", k)  # the same tasks for every method
         _, support, query = sample_test_tasks(cfg, key, e.num_tasks, k)
         preds = predictions_by_method(models, cfg, support, query["x"])
         for name in METHODS:
             if name not in preds:
                 continue
             mean, ci = mean_ci95(task_mse(preds[name], query["y"]), axis=0)
+            head = {"head": e.omni_head} if name == "omni" else {}
             for s in range(e.max_steps):
-                records.append({"method": name, "k_shot": int(k), "steps": s + 1,
+                records.append({"method": name, **head, "k_shot": int(k), "steps": s + 1,
                                 "mse": float(mean[s]), "ci95": float(ci[s])})
     return records
 
@@ -100,9 +105,9 @@ def evaluate(models: dict, cfg) -> list[dict]:
 def validation_fn(cfg, method: str):
     """Periodic validation during training: MSE after 1 and ``max_steps`` steps
     on fixed validation tasks (K = train.k_shot), for each flow the method has."""
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed + 2), 0)
+    key = prng_stream(cfg.seed, "validation")
     _, support, query = sample_test_tasks(cfg, key, cfg.eval.num_val_tasks, cfg.train.k_shot)
-    flows = OMNI_HEADS if method == "omni" else ("joint",)
+    flows = OMNI_HEADS if method == "omni" else FLOWS[:1]
 
     def fn(model, params):
         out = {}
@@ -118,20 +123,20 @@ def validation_fn(cfg, method: str):
     return fn
 
 
-def results_table(records: list[dict], steps=(1, 2, 5, 10)) -> str:
-    """Method × K × steps, mean MSE ± 95% CI, as plain text."""
+def results_table(records: list[dict], steps=(1, 10)) -> str:
+    """Method × K × steps, mean MSE ± 95% CI, as plain text (100 columns for 3 K's and 2 step counts)."""
     ks = sorted({r["k_shot"] for r in records})
     steps = [s for s in steps if any(r["steps"] == s for r in records)]
     index = {(r["method"], r["k_shot"], r["steps"]): r for r in records}
     methods = [m for m in METHODS if any(r["method"] == m for r in records)]
     cols = [f"K={k} s={s}" for k in ks for s in steps]
-    w = 15
+    w = 14
     lines = ["method".ljust(14) + "".join(c.rjust(w) for c in cols)]
     for m in methods:
         cells = []
         for k in ks:
             for s in steps:
                 r = index.get((m, k, s))
-                cells.append((f"{r['mse']:.3f}±{r['ci95']:.3f}" if r else "-").rjust(w))
+                cells.append((format_mean_ci(r["mse"], r["ci95"]) if r else "-").rjust(w))
         lines.append(m.ljust(14) + "".join(cells))
     return "\n".join(lines)

@@ -14,7 +14,6 @@ predictions of ``baseline`` and ``maml`` at test time.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import jax
@@ -26,10 +25,9 @@ from omni_jax import config as config_lib
 from omni_jax.algorithms import l2_pretrain, maml, mse
 from omni_jax.data import sinusoid as sin_data
 from omni_jax.nn import OmniMLP
-from omni_jax import omni as omni_lib
-from omni_jax.omni import OmniLossWeights, ema_teacher, omni_loss, teacher_params
-from omni_jax.training import (CheckpointStore, MetricsWriter, TrainState, check_divisible, replicate,
-                               scan_steps, shard_tasks, train_loop)
+from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
+from omni_jax.training import (Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks)
+from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "joint", "omni")
 
@@ -37,7 +35,7 @@ TRAINED_METHODS = ("baseline", "maml", "joint", "omni")
 # ---------------------------------------------------------------------------- config
 
 
-def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
+def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
     req = config_lib.require
     config_lib.check_positive(cfg, "train.num_steps", "train.meta_batch", "train.k_shot", "train.k_query",
@@ -65,7 +63,7 @@ def validate(cfg: ml_collections.ConfigDict, mesh=None) -> None:
 
 
 def method_weights(cfg, method: str) -> OmniLossWeights:
-    return omni_lib.method_weights(method, cfg.omni)
+    return config_lib.loss_weights(cfg.omni, method)
 
 
 def fingerprint(cfg, method: str) -> dict:
@@ -102,8 +100,9 @@ def make_loss_fn(cfg, model, weights: OmniLossWeights):
                 first_order=cfg.train.first_order)
 
     def loss(params, teacher, batch, episode):
-        return omni_loss(params, teacher, batch, episode, pre_algorithm=pre, meta_algorithm=meta,
-                         weights=weights)
+        total, metrics = omni_loss(params, teacher, batch, episode, pre_algorithm=pre, meta_algorithm=meta,
+                                   weights=weights)
+        return total, (metrics, None)
 
     return loss
 
@@ -113,9 +112,7 @@ def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformatio
     t = cfg.train
     schedule = optax.linear_schedule(t.outer_lr, t.outer_lr * t.final_lr_ratio, t.num_steps)
     opt = optax.adam(schedule) if t.optimizer == "adam" else optax.sgd(schedule)
-    if weights.needs_teacher:
-        opt = optax.chain(opt, ema_teacher(cfg.omni.ema_decay))
-    return opt
+    return omni_optimizer(opt, weights, cfg.omni.ema_decay)
 
 
 def sample_data(cfg, key, data: Optional[sin_data.SinusoidDataset], weights: OmniLossWeights):
@@ -137,31 +134,23 @@ def sample_data(cfg, key, data: Optional[sin_data.SinusoidDataset], weights: Omn
 def make_step(cfg, model, weights: OmniLossWeights, optimizer, mesh=None):
     """One training iteration ``step(state, data) -> (state, metrics)``; pure, jittable.
 
-    A non-finite loss or gradient skips the update (``metrics["skipped"]``).
+    ``data`` is the fixed training set (or ``None`` to sample tasks on the fly).
+    A non-finite loss or gradient skips the update (:func:`omni_jax.omni.omni_update`).
     """
-    loss_fn = make_loss_fn(cfg, model, weights)
+    update = omni_update(make_loss_fn(cfg, model, weights), optimizer)
 
     def step(state: TrainState, data):
         rng, key = jax.random.split(state.rng)
         batch, episode = sample_data(cfg, key, data, weights)
         batch, episode = shard_tasks(batch, mesh), shard_tasks(episode, mesh)
-        teacher = teacher_params(state.opt_state) if weights.needs_teacher else None
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, teacher, batch, episode)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        grad_norm = optax.tree.norm(grads)
-        ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
-        metrics = dict(metrics, grad_norm=grad_norm, skipped=(~ok).astype(jnp.float32))
-        return state.replace(step=state.step + 1, params=keep(params, state.params),
-                             opt_state=keep(opt_state, state.opt_state), rng=rng), metrics
+        params, opt_state, _, _, metrics = update(state.params, state.opt_state, batch, episode)
+        return state.replace(step=state.step + 1, params=params, opt_state=opt_state, rng=rng), metrics
 
     return step
 
 
 def init_state(cfg, model, optimizer, method: str) -> TrainState:
-    key = jax.random.fold_in(jax.random.PRNGKey(cfg.seed), TRAINED_METHODS.index(method))
-    k_init, k_train = jax.random.split(key)
+    k_init, k_train = jax.random.split(prng_stream(cfg.seed, "init", method))
     params = model.init(k_init, jnp.zeros((1, 1)))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
                       rng=k_train)
@@ -171,30 +160,18 @@ def training_set(cfg) -> Optional[sin_data.SinusoidDataset]:
     d = cfg.data
     if not d.fixed_train_set:
         return None
-    return sin_data.make_training_set(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 10_000),
-                                      d.num_train_tasks, d.points_per_task, (d.amp_min, d.amp_max),
-                                      (d.phase_min, d.phase_max), (d.x_min, d.x_max))
+    return sin_data.make_training_set(prng_stream(cfg.seed, "dataset"), d.num_train_tasks, d.points_per_task,
+                                      (d.amp_min, d.amp_max), (d.phase_min, d.phase_max), (d.x_min, d.x_max))
 
 
-def train_method(cfg, method: str, workdir: Path, *, data=None, mesh=None, eval_fn=None,
-                 show_progress: bool = True, stop_after: Optional[int] = None):
-    """Trains (or resumes) one method in ``workdir/method``; returns its final state and model."""
+def setup(cfg, method: str, data=None, mesh=None, validation: Optional[Hook] = None) -> Program:
+    """One method set up to train (see :class:`omni_jax.training.runner.Program`); ``data`` is
+    :func:`training_set`'s result, ``validation`` an optional periodic hook."""
     weights = method_weights(cfg, method)
     model = make_model(cfg, method)
     optimizer = make_optimizer(cfg, weights)
-    step = make_step(cfg, model, weights, optimizer, mesh)
     t = cfg.train
-    jitted = jax.jit(lambda s, d: scan_steps(lambda st: step(st, d), t.chunk_size)(s))
-    state = replicate(init_state(cfg, model, optimizer, method), mesh)
-    data = replicate(data, mesh)
-    store = CheckpointStore(workdir / method / "checkpoints", fingerprint(cfg, method))
-    try:
-        state = train_loop(state, lambda s: jitted(s, data), total_steps=t.num_steps, chunk_size=t.chunk_size,
-                           store=store, metrics=MetricsWriter(workdir / method / "metrics.jsonl"),
-                           ckpt_every=t.ckpt_every, desc=method,
-                           eval_fn=(lambda s: eval_fn(model, s.params)) if eval_fn else None,
-                           eval_every=t.eval_every, show_progress=show_progress, stop_after=stop_after)
-    finally:
-        store.close()
-    return state, model
-
+    return Program(state=replicate(init_state(cfg, model, optimizer, method), mesh),
+                   chunk=Chunk(make_step(cfg, model, weights, optimizer, mesh), t.chunk_size),
+                   num_steps=t.num_steps, ckpt_every=t.ckpt_every, data=replicate(data, mesh), hook=validation,
+                   model=model)

@@ -57,6 +57,18 @@ class CheckpointStore:
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
         )
 
+    @classmethod
+    def peek(cls, directory: str | Path, fingerprint: dict) -> Optional[int]:
+        """The latest step in ``directory`` after checking its config against ``fingerprint``
+        (an :class:`OmniJaxError` if it differs); creates nothing when there is no checkpoint."""
+        if not Path(directory).exists():
+            return None
+        store = cls(directory, fingerprint)
+        try:
+            return store.latest_step()
+        finally:
+            store.close()
+
     @property
     def config_path(self) -> Path:
         return self.directory / "config.json"

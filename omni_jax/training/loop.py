@@ -1,14 +1,18 @@
 """The training loop shared by every experiment.
 
-Training is a pure, jitted ``chunk_fn(state) -> (state, metrics)`` that runs
-``chunk_size`` steps with ``lax.scan`` (tasks are sampled inside jit from the
-state's PRNG key); this loop only calls it, logs, checkpoints and resumes.
-A run restarted after an interruption restores the last checkpoint and
-replays exactly the same steps, so it ends with the same numbers.
+Every experiment's training step has one signature, ``step(state, data) ->
+(state, metrics)``: pure, with tasks sampled inside jit from the state's PRNG
+key, and ``data`` whatever stays fixed over the run (a training set on the
+device, or ``None``). :class:`Chunk` runs ``chunk_size`` of them per call;
+:func:`train_loop` only calls the chunk, runs the host-side hook
+(validation, model selection), logs, checkpoints and resumes. A run
+restarted after an interruption restores the last checkpoint and replays
+exactly the same steps, so it ends with the same numbers.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 import flax
 import jax
@@ -32,33 +36,82 @@ class TrainState:
     extra: Any = None  # e.g. batch statistics
 
 
-def scan_steps(step_fn: Callable[[TrainState], tuple[TrainState, Mapping]], chunk_size: int):
-    """Turns a one-step function into a ``chunk_size``-step function whose
-    metrics are the means over the chunk."""
+Step = Callable[[TrainState, Any], Tuple[TrainState, Mapping]]
 
-    def chunk(state):
-        state, metrics = jax.lax.scan(lambda s, _: step_fn(s), state, None, length=chunk_size)
+
+def scan_steps(step_fn: Step, chunk_size: int):
+    """Turns ``step(state, data)`` into a ``chunk_size``-step function (one ``lax.scan``)
+    whose metrics are the means over the chunk."""
+
+    def chunk(state, data):
+        state, metrics = jax.lax.scan(lambda s, _: step_fn(s, data), state, None, length=chunk_size)
         return state, jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
 
     return chunk
 
 
-def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk_size: int,
+class Chunk:
+    """``chunk_size`` training steps per call: ``chunk(state, data) -> (state, mean metrics)``.
+
+    With ``scan=True`` the steps are one jitted ``lax.scan``. With
+    ``scan=False`` one jitted step is dispatched ``chunk_size`` times from
+    Python (asynchronously, so the host never waits between steps): on
+    XLA:CPU a convolutional step inside a scan's while loop ran about 35x
+    slower than the same step jitted alone, while dispatch costs well under
+    1 ms a step. :meth:`compile` compiles ahead of time (XLA releases the GIL,
+    so it can run in a worker thread); the later calls find the executable.
+    Each instance owns its jitted function: nothing is cached per process.
+    """
+
+    def __init__(self, step_fn: Step, chunk_size: int, *, scan: bool = True):
+        self.chunk_size, self.scan = chunk_size, scan
+        self._fn = jax.jit(scan_steps(step_fn, chunk_size) if scan else step_fn)
+
+    def compile(self, state: TrainState, data: Any = None) -> None:
+        self._fn.lower(state, data).compile()
+
+    def __call__(self, state: TrainState, data: Any = None):
+        if self.scan:
+            return self._fn(state, data)
+        ms = []
+        for _ in range(self.chunk_size):
+            state, m = self._fn(state, data)
+            ms.append(m)
+        return state, jax.tree_util.tree_map(lambda *v: jnp.mean(jnp.stack(v)), *ms)
+
+
+@dataclasses.dataclass(frozen=True)
+class Hook:
+    """A host-side function run during training: ``fn(state) -> (state, metrics)``.
+
+    :func:`train_loop` runs it after the chunk that reaches each multiple of
+    ``every`` steps and after the last one, before that step is checkpointed;
+    its metrics are logged with the chunk's. It may return a new state, for
+    example one whose ``extra`` records the best parameters so far
+    (validation-based model selection), so the selection is checkpointed and
+    resumes exactly. It must be deterministic in the state.
+    """
+
+    fn: Callable[[TrainState], Tuple[TrainState, Mapping]]
+    every: int
+
+
+def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk_size: int, data: Any = None,
                store: Optional[CheckpointStore] = None, metrics: Optional[MetricsWriter] = None,
                ckpt_every: Optional[int] = None, desc: str = "train",
                progress_fn: Optional[Callable[[int, Mapping], None]] = None,
-               eval_fn: Optional[Callable[[TrainState], Mapping]] = None, eval_every: Optional[int] = None,
-               show_progress: bool = True, stop_after: Optional[int] = None) -> TrainState:
-    """Runs ``chunk_fn`` until ``state.step == total_steps``, resuming from ``store``.
+               hook: Optional[Hook] = None, show_progress: bool = True,
+               stop_after: Optional[int] = None) -> TrainState:
+    """Runs ``chunk_fn(state, data)`` until ``state.step == total_steps``, resuming from ``store``.
 
     Args:
-      chunk_fn: jitted; advances the state by ``chunk_size`` steps.
+      chunk_fn: advances the state by ``chunk_size`` steps (a :class:`Chunk`).
+      data: passed to every call of ``chunk_fn``.
       ckpt_every: checkpoint period in steps (a multiple of ``chunk_size``);
         the final step is always checkpointed.
       progress_fn: called as ``progress_fn(step, metrics)`` after each chunk.
-      eval_fn: periodic evaluation, ``eval_fn(state) -> metrics``, run every
-        ``eval_every`` steps (a multiple of ``chunk_size``) and logged with the
-        training metrics.
+      hook: a host-side :class:`Hook` (validation, model selection); its
+        period must be a multiple of ``chunk_size``.
       stop_after: stop (as if interrupted) once this step is reached; for tests.
     """
     if total_steps % chunk_size:
@@ -66,6 +119,8 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
     ckpt_every = ckpt_every or total_steps
     if ckpt_every % chunk_size:
         raise OmniJaxError(f"the checkpoint period ({ckpt_every}) must be a multiple of the chunk size ({chunk_size})")
+    if hook is not None and (not hook.every or hook.every % chunk_size):
+        raise OmniJaxError(f"the hook's period ({hook.every}) must be a positive multiple of the chunk size ({chunk_size})")
     start = 0
     if store is not None and store.latest_step() is not None:
         start = store.latest_step()
@@ -74,8 +129,6 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
             raise OmniJaxError(f"checkpoint {store.directory / str(start)} holds step {int(state.step)}, not {start}")
     if metrics is not None:
         metrics.truncate_after(start)
-    if eval_fn is not None and (not eval_every or eval_every % chunk_size):
-        raise OmniJaxError(f"the evaluation period ({eval_every}) must be a positive multiple of the chunk size ({chunk_size})")
     if start >= total_steps:
         return state
     bar = tqdm(total=total_steps, initial=start, desc=desc, disable=not show_progress,
@@ -83,11 +136,12 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
     step = start
     try:
         while step < total_steps:
-            state, m = chunk_fn(state)
+            state, m = chunk_fn(state, data)
             step += chunk_size
             m = dict(jax.device_get(m))
-            if eval_fn is not None and (step % eval_every == 0 or step == total_steps):
-                m.update(jax.device_get(eval_fn(state)))
+            if hook is not None and (step % hook.every == 0 or step == total_steps):
+                state, hm = hook.fn(state)
+                m.update(jax.device_get(hm))
             if metrics is not None:
                 metrics.write(step, m)
             if progress_fn is not None:

@@ -8,7 +8,7 @@ import math
 
 import ml_collections
 
-from omni_jax.omni import omni_config
+from omni_jax.config import omni_group
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -45,7 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.ckpt_every = 5000
     t.eval_every = 5000                           # periodic validation MSE in metrics.jsonl
 
-    c.omni = omni_config(lam=3.0, ema_decay=0.99)     # Omni-Loss terms (Table 6), λ, EMA teacher β
+    c.omni = omni_group(lam=3.0, ema_decay=0.99)      # Omni-Loss terms (Table 6), λ, EMA teacher β
 
     c.eval = e = ml_collections.ConfigDict()
     e.num_tasks = 100
@@ -55,17 +55,4 @@ def get_config() -> ml_collections.ConfigDict:
     e.lr = 0.02                                   # SGD at test time (models diverged at >= 0.05)
     e.omni_head = "joint"                         # which head is reported as "omni"
     e.num_val_tasks = 100
-    return c
-
-
-def get_quick_config() -> ml_collections.ConfigDict:
-    """``--quick``: a smoke run of the whole pipeline in well under 2 minutes on 2 CPU cores."""
-    c = get_config()
-    c.data.num_train_tasks = 2000
-    c.train.num_steps = 500
-    c.train.chunk_size = 50
-    c.train.ckpt_every = 250
-    c.train.eval_every = 250
-    c.eval.num_tasks = 25
-    c.eval.num_val_tasks = 25
     return c

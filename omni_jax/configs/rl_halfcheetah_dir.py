@@ -8,17 +8,10 @@ Everything but the task is the velocity experiment's config (rl_halfcheetah_vel.
 """
 import ml_collections
 
-from omni_jax.config import load_config
+from omni_jax.configs import rl_halfcheetah_vel
 
 
 def get_config() -> ml_collections.ConfigDict:
-    c = load_config("rl_halfcheetah_vel")
-    c.env.name = "halfcheetah_dir"
-    return c
-
-
-def get_quick_config() -> ml_collections.ConfigDict:
-    """``--quick``: a smoke run of the whole pipeline (mostly compiling)."""
-    c = load_config("rl_halfcheetah_vel", quick=True)
+    c = rl_halfcheetah_vel.get_config()
     c.env.name = "halfcheetah_dir"
     return c

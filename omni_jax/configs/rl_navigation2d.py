@@ -6,7 +6,7 @@
 """
 import ml_collections
 
-from omni_jax.omni import omni_config
+from omni_jax.config import omni_group
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.chunk_size = 10                     # iterations per jitted lax.scan call
     t.ckpt_every = 50
 
-    c.omni = omni_config(lam=3.0, ema_decay=0.99)   # Omni-Loss terms, λ, EMA teacher β (paper defaults)
+    c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)
 
     c.eval = v = ml_collections.ConfigDict()
     v.num_tasks = 2000                    # paper
@@ -47,17 +47,4 @@ def get_config() -> ml_collections.ConfigDict:
     v.lr = 0.1                            # REINFORCE SGD at test time: the inner lr
     v.task_chunk = 100                    # tasks evaluated per jitted call
     v.omni_head = "joint"                 # which head is reported as "omni" (as in sinusoid; every head is also reported)
-    return c
-
-
-def get_quick_config() -> ml_collections.ConfigDict:
-    """``--quick``: a smoke run of the whole pipeline in about a minute on 2 CPU cores."""
-    c = get_config()
-    c.train.num_iterations = 20
-    c.train.meta_batch = 10
-    c.train.num_traj = 10
-    c.train.chunk_size = 10
-    c.train.ckpt_every = 10
-    c.eval.num_tasks = 40
-    c.eval.task_chunk = 20
     return c

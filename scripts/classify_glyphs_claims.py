@@ -1,6 +1,6 @@
 """The §6.1 claims on the offline glyph benchmark: Omni-Training∘Proto vs ProtoNet vs Baseline (Conv-4, CPU).
 
-    python experiments/classify_glyphs_claims.py --data-dir /work/data/glyphs --workdir runs/glyph_claims \\
+    python scripts/classify_glyphs_claims.py --data-dir data/glyphs --workdir runs/glyph_claims \\
         [--protocols cross_task,cross_domain] [--methods protonet,baseline,omni_proto] [--steps 1000] \\
         [--train-way 20] [--extra --config.eval.num_tasks=600 ...]
 
@@ -27,8 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from omni_jax.classification.plots import plot_fewshot_accuracy  # noqa: E402
+from omni_jax.classification.plots import plot_fewshot_accuracy
 
 NON_EPISODIC = {"baseline"}   # trains on mini-batches only; its episodes are the validation ones
 

@@ -9,7 +9,7 @@ against about 2,000 for 'generalized' (see omni_jax/rl/envs.py).
 """
 import ml_collections
 
-from omni_jax.omni import omni_config
+from omni_jax.config import omni_group
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -41,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.chunk_size = 10
     t.ckpt_every = 50
 
-    c.omni = omni_config(lam=3.0, ema_decay=0.99)   # Omni-Loss terms, λ, EMA teacher β (paper defaults)
+    c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)
 
     c.eval = v = ml_collections.ConfigDict()
     v.num_tasks = 2000                    # paper
@@ -50,18 +50,4 @@ def get_config() -> ml_collections.ConfigDict:
     v.lr = 0.1
     v.task_chunk = 40
     v.omni_head = "joint"                 # which head is reported as "omni" (every head is also reported)
-    return c
-
-
-def get_quick_config() -> ml_collections.ConfigDict:
-    """``--quick``: a smoke run of the whole pipeline in under 3 minutes on 2 CPU cores (mostly compiling)."""
-    c = get_config()
-    c.train.num_iterations = 4
-    c.train.meta_batch = 4
-    c.train.num_traj = 4
-    c.train.chunk_size = 2
-    c.train.ckpt_every = 2
-    c.eval.num_tasks = 8
-    c.eval.num_traj = 4
-    c.eval.task_chunk = 8
     return c

@@ -1,6 +1,6 @@
 """Table 6 on the glyph benchmark: the ablation of the Omni-Loss terms (Omni∘Proto, Conv-4).
 
-    python experiments/classify_glyphs_table6.py --data-dir data/glyphs --workdir runs/glyph_table6 \\
+    python scripts/classify_glyphs_table6.py --data-dir data/glyphs --workdir runs/glyph_table6 \\
         [--protocol cross_task] [--steps 1000] [--rows 1,2,3,4,5,6] [--extra --config.eval.num_tasks=600]
 
 Each row trains Omni∘Proto with a subset of the terms (pre, meta, joint, R_pre, R_meta) through
@@ -23,7 +23,7 @@ ROWS = [(1, 0, 0, 0, 0), (0, 1, 0, 0, 0), (0, 0, 1, 0, 0), (1, 1, 0, 0, 0), (1, 
 def row_overrides(pre, meta, joint, r_pre, r_meta):
     flags = {"pre": pre, "meta": meta, "joint_pre": joint, "joint_meta": joint,
              "distill_pre": r_pre, "distill_meta": r_meta}
-    return [f"--config.loss.{k}={bool(v)}" for k, v in flags.items()]
+    return [f"--config.omni.{k}={bool(v)}" for k, v in flags.items()]
 
 
 def main():

@@ -1,0 +1,307 @@
+"""Few-shot classification (paper §6.1) on the shared pipeline: :func:`train_and_evaluate`.
+
+Trains each method of ``train.methods`` on ``data.dataset`` with
+``model.backbone``, selects each on validation episodes, tests every
+``eval.settings`` on ``eval.num_tasks`` tasks, and writes ``results.json``:
+one record per method, setting and head, ``{"dataset", "method",
+"backbone", "n_way", "k_shot", "head", "accuracy", "ci95", ...}`` with
+accuracy and CI in percent, and ``accuracy.png``.
+
+Model selection: every ``train.val_every`` steps the model is scored on
+``train.val_tasks`` validation episodes of the training setting, with the
+first reported head's flows; fine-tuned (Baseline) heads are scored there by
+nearest prototype, since fine-tuning 100 epochs per task is the costly part
+of testing. The best-scoring parameters and BatchNorm statistics are kept in
+the checkpointed state (a :class:`~omni_jax.training.Hook`) and are the ones
+tested.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Dict, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from omni_jax import config as config_lib
+from omni_jax.algorithms.finetune import FinetuneConfig
+from omni_jax.classification import episodes
+from omni_jax.classification import plots
+from omni_jax.classification.augment import AugmentConfig
+from omni_jax.classification.datasets import load_splits
+from omni_jax.classification.evaluate import EvalConfig, Evaluator, summarize
+from omni_jax.classification.methods import HEADS, METHODS, MethodSpec, method_spec
+from omni_jax.classification.model import build_net
+from omni_jax.classification.train import TrainConfig, create_train_state, make_train_chunk
+from omni_jax.data.splits import check_episodes
+from omni_jax.errors import OmniJaxError
+from omni_jax.nn.convnets import BACKBONES, count_params
+from omni_jax.training import Hook, prng_stream
+from omni_jax.training import runner
+
+DEFAULT_HEAD = "default"
+
+
+# ---------------------------------------------------------------------------- config
+
+
+def check(cfg) -> None:
+    """Checks the config's values; raises OmniJaxError naming the field."""
+    req = config_lib.require
+    config_lib.check_choices(cfg.train.methods, METHODS, "train.methods")
+    req(len(set(cfg.train.methods)) == len(cfg.train.methods),
+        f"config field train.methods lists a method twice: {tuple(cfg.train.methods)}")
+    req(cfg.model.backbone in BACKBONES,
+        f"config field model.backbone={cfg.model.backbone!r} is unknown; expected one of {', '.join(BACKBONES)}")
+    config_lib.check_positive(cfg, "train.num_steps", "train.batch_size", "train.n_way", "train.k_shot",
+                              "train.n_query", "train.meta_batch", "train.lr", "train.chunk_size",
+                              "train.ckpt_every", "train.val_every", "train.val_tasks", "eval.num_tasks",
+                              "eval.n_query", "eval.finetune_epochs", "eval.finetune_batch", "eval.finetune_lr",
+                              "eval.maml_steps", "eval.maml_lr", "eval.images_per_call", "model.width", "model.depth")
+    config_lib.check_positive(cfg, "model.num_plain", "data.max_per_class", "data.crop_padding", "data.jitter",
+                              "data.image_size", "model.drop_rate", allow_zero=True)
+    req(isinstance(cfg.data.flip, bool), f"config field data.flip must be True or False, got {cfg.data.flip!r}")
+    req(cfg.data.on_error in ("skip", "raise"), f"config field data.on_error must be skip or raise, got {cfg.data.on_error!r}")
+    req(cfg.train.distill_on in ("probs", "logits"),
+        f"config field train.distill_on must be probs or logits, got {cfg.train.distill_on!r}")
+    config_lib.check_omni_group(cfg.omni)
+    config_lib.check_multiples(cfg.train, "train", ("num_steps", "ckpt_every", "val_every"), of="chunk_size")
+    bad = [h for h in cfg.eval.heads if h not in HEADS + (DEFAULT_HEAD,)]
+    req(not bad and len(cfg.eval.heads) > 0,
+        f"config field eval.heads has unknown head(s) {bad}; expected some of {', '.join(HEADS + (DEFAULT_HEAD,))}")
+    req(len(cfg.eval.settings) > 0, "config field eval.settings must hold at least one (n_way, k_shot) pair")
+    for s in cfg.eval.settings:
+        req(len(s) == 2 and all(isinstance(v, int) and v > 0 for v in s),
+            f"config field eval.settings must hold (n_way, k_shot) pairs, got {s!r}")
+    req(cfg.model.pool in ("reshape", "window"), f"config field model.pool must be reshape or window, got {cfg.model.pool!r}")
+    for method in cfg.train.methods:
+        req(not (cfg.model.star and method in ("omni_proto", "omni_maml")),
+            "config field model.star=True is the plain backbone with the Omni parameter count; use it with a plain method")
+        spec = spec_for(cfg, method)
+        for h in heads_of(cfg, spec):
+            try:
+                spec.head_algorithms(h)
+            except ValueError as e:
+                raise OmniJaxError(f"config field eval.heads: {e}") from None
+
+
+def spec_for(cfg, method: str) -> MethodSpec:
+    """The method's network and Omni-Loss terms; the Omni methods take theirs from the ``omni`` group."""
+    omni = method in ("omni_proto", "omni_maml")
+    terms = {t: cfg.omni[t] for t in config_lib.TERMS} if omni else {}
+    try:
+        return method_spec(method, dict(terms, lam=float(cfg.omni.lam)))
+    except ValueError as e:
+        raise OmniJaxError(f"config group omni: {e}") from None
+
+
+def heads_of(cfg, spec: MethodSpec) -> tuple:
+    """The heads a method is tested with: ``eval.heads``, ``"default"`` being the method's own."""
+    return tuple(dict.fromkeys(spec.default_head if h == DEFAULT_HEAD else h for h in cfg.eval.heads))
+
+
+def configs(cfg):
+    """The typed settings of training, augmentation and evaluation."""
+    t, e, d = cfg.train, cfg.eval, cfg.data
+    tc = TrainConfig(batch_size=t.batch_size, n_way=t.n_way, k_shot=t.k_shot, n_query=t.n_query,
+                     meta_batch=t.meta_batch, lr=t.lr, ema_decay=cfg.omni.ema_decay,
+                     maml_inner_lr=t.maml_inner_lr, maml_steps=t.maml_steps, maml_first_order=t.maml_first_order,
+                     distill_on=t.distill_on)
+    aug = AugmentConfig(crop_padding=d.crop_padding, flip=d.flip, jitter=float(d.jitter))
+    ec = EvalConfig(finetune=FinetuneConfig(e.finetune_epochs, e.finetune_batch, e.finetune_lr,
+                                            e.finetune_momentum, e.finetune_weight_decay),
+                    maml_lr=e.maml_lr, maml_steps=e.maml_steps, images_per_call=e.images_per_call)
+    return tc, aug, ec
+
+
+def fingerprint(cfg, method: str) -> dict:
+    """What a method's checkpoint depends on: not the evaluation settings, the test split or where
+    the dataset lives."""
+    out = config_lib.select(cfg, ["data", "model", "train"])
+    for k in ("dir", "test_split"):
+        out["data"].pop(k, None)
+    for k in ("methods", "ckpt_every"):
+        out["train"].pop(k, None)
+    out.update(seed=cfg.seed, method=method)
+    if method.startswith("omni_"):
+        out["omni"] = config_lib.select(cfg, ["omni"])["omni"]
+    return out
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclasses.dataclass
+class Data:
+    """The run's splits on the host (``splits``) and on the device (``device``)."""
+
+    splits: Dict[str, object]
+    device: Dict[str, episodes.DeviceSplit]
+    image_shape: tuple
+
+
+def load_data(cfg) -> Data:
+    """Loads the three splits, checks each against the episodes it must give, uploads them."""
+    d, t, e = cfg.data, cfg.train, cfg.eval
+    kw = {} if d.dataset == "synthetic" else {"on_error": d.on_error}
+    if d.dataset.startswith("glyphs") and d.max_per_class > 0:
+        kw["max_per_class"] = d.max_per_class
+    synthetic = d.synthetic.to_dict() if "synthetic" in d else None
+    splits = load_splits(d.dataset, d.dir or None, d.image_size or None, synthetic=synthetic,
+                         split_names={"train": d.train_split, "val": d.val_split, "test": d.test_split}, **kw)
+    check_episodes(splits["train"], t.n_way, t.k_shot, t.n_query)
+    check_episodes(splits["val"], t.n_way, t.k_shot, e.n_query)
+    for n_way, k_shot in e.settings:
+        check_episodes(splits["test"], n_way, k_shot, e.n_query)
+    shapes = {s: ds.images.shape[1:] for s, ds in splits.items()}
+    if len(set(shapes.values())) != 1:
+        raise OmniJaxError(f"dataset {d.dataset}: the splits have different image shapes {shapes}; "
+                           "set data.image_size")
+    return Data(splits, {s: episodes.to_device(ds) for s, ds in splits.items()}, shapes["train"])
+
+
+# ---------------------------------------------------------------------------- one method
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """What the evaluation of one method needs beside its trained state."""
+
+    net: object
+    spec: MethodSpec
+    heads: tuple
+    num_params: int
+
+
+def selection_hook(cfg, net, spec, heads, data: Data) -> Hook:
+    """Validation-based model selection: scores the state on validation episodes of the training
+    setting with the first head and keeps the best parameters and statistics in ``state.extra``."""
+    tc, _, ec = configs(cfg)
+    val_eval = Evaluator(net, spec, dataclasses.replace(ec, proto_for_finetune=True))
+    head = heads[0]
+    key = prng_stream(cfg.eval.seed, "validation")
+
+    def select(state):
+        variables = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
+        acc = val_eval.accuracies(variables, data.device["val"], n_way=tc.n_way, k_shot=tc.k_shot,
+                                  n_query=cfg.eval.n_query, num_tasks=cfg.train.val_tasks, key=key,
+                                  heads=(head,))[head]
+        val = float(np.mean(acc) * 100)
+        if val > float(state.extra["best_val"]):
+            state = state.replace(extra=dict(state.extra, best_params=state.params,
+                                             best_batch_stats=state.extra["batch_stats"],
+                                             best_val=jnp.asarray(val, jnp.float32), best_step=state.step))
+        return state, {"val/accuracy": val}
+
+    return Hook(select, cfg.train.val_every)
+
+
+def setup(cfg, method: str, data: Data) -> runner.Program:
+    """One method set up to train, with its model-selection hook."""
+    m = cfg.model
+    spec = spec_for(cfg, method)
+    tc, aug, _ = configs(cfg)
+    net = build_net(spec, m.backbone, data.splits["train"].num_classes, tc.n_way, num_plain=m.num_plain,
+                    star=m.star, width=m.width, pool=m.pool, drop_rate=m.drop_rate, depth=m.depth)
+    state = create_train_state(net, spec, tc, data.image_shape, cfg.seed)
+    heads = heads_of(cfg, spec)
+    return runner.Program(state=state, chunk=make_train_chunk(net, spec, tc, aug, cfg.train.chunk_size),
+                          num_steps=cfg.train.num_steps, ckpt_every=cfg.train.ckpt_every, data=data.device["train"],
+                          hook=selection_hook(cfg, net, spec, heads, data),
+                          model=Model(net, spec, heads, count_params(state.params)))
+
+
+# ---------------------------------------------------------------------------- evaluation and report
+
+
+class _Evaluator(runner.Evaluator):
+    def __init__(self, cfg, data: Data):
+        self.cfg, self.data = cfg, data
+
+    def __call__(self, trained: Mapping[str, runner.Trained]):
+        cfg, e = self.cfg, self.cfg.eval
+        _, _, ec = configs(cfg)
+        records = []
+        for method, t in trained.items():
+            model, extra = t.program.model, t.state.extra
+            best = {"params": extra["best_params"], "batch_stats": extra["best_batch_stats"]}
+            evaluator = Evaluator(model.net, model.spec, ec)
+            for n_way, k_shot in e.settings:
+                accs = evaluator.accuracies(best, self.data.device["test"], n_way=n_way, k_shot=k_shot,
+                                            n_query=e.n_query, num_tasks=e.num_tasks,
+                                            key=prng_stream(e.seed, "test", n_way, k_shot), heads=model.heads)
+                for h in model.heads:
+                    acc, ci = summarize(accs[h])
+                    records.append({"dataset": cfg.data.dataset, "method": method, "backbone": cfg.model.backbone,
+                                    "n_way": n_way, "k_shot": k_shot, "head": h, "accuracy": round(acc, 3),
+                                    "ci95": round(ci, 3), "num_tasks": e.num_tasks, "n_query": e.n_query,
+                                    "test_split": cfg.data.test_split,
+                                    "selected_step": int(extra["best_step"]),
+                                    "val_accuracy": round(float(extra["best_val"]), 3),
+                                    "params": model.num_params, "seed": cfg.seed})
+        return records
+
+
+def results_table(records) -> str:
+    """One row per method and head, one ``accuracy ± ci`` column per setting (100 columns for 4)."""
+    settings = list(dict.fromkeys((r["n_way"], r["k_shot"]) for r in records))
+    rows = list(dict.fromkeys((r["method"], r["head"]) for r in records))
+    by = {(r["method"], r["head"], r["n_way"], r["k_shot"]): r for r in records}
+    w = 16
+    lines = [f"{'method':<12}{'head':<10}" + "".join(f"{f'{n}-way {k}-shot':>{w}}" for n, k in settings)]
+    for method, head in rows:
+        cells = []
+        for n, k in settings:
+            r = by.get((method, head, n, k))
+            cells.append(f"{r['accuracy']:.2f} ± {r['ci95']:.2f}" if r else "-")
+        lines.append(f"{method:<12}{head:<10}" + "".join(f"{c:>{w}}" for c in cells))
+    return "\n".join(lines)
+
+
+class ClassificationExperiment(runner.Experiment):
+    name = "classify"
+
+    def check(self, cfg, mesh):
+        check(cfg)
+
+    def num_steps(self, cfg):
+        return cfg.train.num_steps
+
+    def fingerprint(self, cfg, method):
+        return fingerprint(cfg, method)
+
+    def prepare(self, cfg, mesh):
+        return load_data(cfg)
+
+    def describe(self, cfg, data: Data, mesh):
+        sizes = " / ".join(f"{s} {ds.num_classes} classes, {len(ds.labels)} images" for s, ds in data.splits.items())
+        return (f"omni-jax classify: {cfg.data.dataset} ({sizes}), {', '.join(cfg.train.methods)} on "
+                f"{cfg.model.backbone}, {mesh.devices.size} {jax.devices()[0].platform} device(s)")
+
+    def setup(self, cfg, method, data, mesh):
+        return setup(cfg, method, data)
+
+    def evaluator(self, cfg, programs, data, mesh):
+        return _Evaluator(cfg, data)
+
+    def after_training(self, method, state, log):
+        log(f"{method}: selected step {int(state.extra['best_step'])} (validation accuracy "
+            f"{float(state.extra['best_val']):.2f}%)")
+
+    def table(self, cfg, records):
+        e = cfg.eval
+        return (f"Few-shot classification on {cfg.data.dataset} ({cfg.data.test_split} split), "
+                f"{cfg.model.backbone}: mean accuracy (%) ± 95% CI\nover {e.num_tasks} test tasks, "
+                f"{e.n_query} queries per class; head = the Omni-Head the number uses\n" + results_table(records))
+
+    def plots(self, cfg, records, trained, data, workdir: Path):
+        return [plots.plot_fewshot_accuracy(records, workdir / "accuracy.png",
+                                            label=lambda r: f"{r['method']} ({r['head']} head)", panel="dataset")]
+
+
+def train_and_evaluate(config, workdir, **kwargs):
+    """Trains and evaluates every method of ``config`` in ``workdir`` (resuming); returns the
+    ``results.json`` records. Keyword arguments go to :func:`omni_jax.training.runner.train_and_evaluate`."""
+    return runner.train_and_evaluate(ClassificationExperiment(), config, workdir, **kwargs)

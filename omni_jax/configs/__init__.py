@@ -1,0 +1,16 @@
+"""The experiments' configs (``get_config() -> ml_collections.ConfigDict``), one module each.
+
+=========================  =====================================================
+``sinusoid``               sinusoid regression, paper §6.2 (the README's main job)
+``rl_navigation2d``        2D navigation, §6.3
+``rl_halfcheetah_vel``     HalfCheetah velocity, §6.3 (the paper's size: a GPU)
+``rl_halfcheetah_dir``     HalfCheetah direction (derives from the velocity config)
+``classify``               few-shot classification of photos (miniImageNet, CUB, ...), §6.1
+``classify_glyphs``        the offline glyph benchmark (derives from ``classify``)
+``classify_synthetic``     synthetic images, no files (derives from ``classify``)
+``NAME_quick``             the smoke-run variant of ``NAME`` (``--quick``)
+=========================  =====================================================
+
+Load one with :func:`omni_jax.config.load_config` (``"sinusoid"``, or a path
+to a file of your own that derives from one of these).
+"""

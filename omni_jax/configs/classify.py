@@ -1,0 +1,77 @@
+"""Few-shot classification of photos, paper §6.1 (Tables 2, 3, 6, 7; Figure 12): miniImageNet, CUB,
+mini2cub, the cross-domain sets and TFDS builders, at 84x84 with random crop, flip and colour jitter.
+
+    omni-jax classify --dataset miniimagenet --data-dir DIR --method omni_proto --backbone resnet12
+    omni-jax classify ... --method omni_proto,protonet,baseline          # several methods, one table
+    omni-jax classify ... --config.omni.distill_pre=False --config.omni.distill_meta=False   # a Table 6 row
+    omni-jax classify ... --config.model.num_plain=2          # keep the first 2 blocks plain (Figure 12)
+    omni-jax classify ... --method protonet --config.model.star=True   # ProtoNet* (Table 7)
+
+``classify_glyphs`` and ``classify_synthetic`` derive from this file.
+"""
+import ml_collections
+
+from omni_jax.config import omni_group
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = d = ml_collections.ConfigDict()
+    d.dataset = "miniimagenet"      # see omni_jax.data.formats; --dataset on the command line
+    d.dir = ""                      # the dataset's folder (never downloaded); --data-dir
+    d.image_size = 84               # images are resized to this; 0: the stored size
+    d.train_split = "train"         # split names passed to the loader; glyphs accept e.g. "test/Arabic+Hebrew+Khmer"
+    d.val_split = "val"
+    d.test_split = "test"
+    d.max_per_class = 0             # glyphs: keep at most this many faces per class (0: all)
+    d.on_error = "skip"             # undecodable images: "skip" (counted in the log) or "raise"
+    d.crop_padding = 8              # augmentation: random crop after zero padding by this many pixels
+    d.flip = True                   # random horizontal flip
+    d.jitter = 0.4                  # colour jitter strength
+
+    c.model = m = ml_collections.ConfigDict()
+    m.backbone = "conv4"            # conv4, resnet10, resnet12, resnet18; --backbone
+    m.width = 64                    # conv4 channels
+    m.depth = 4                     # conv4 blocks (4 is Conv-4; fewer only for tests)
+    m.num_plain = 0                 # keep the first n blocks plain (Figure 12)
+    m.star = False                  # plain backbone with the Omni parameter count (ResNet-18*, Table 7)
+    m.pool = "reshape"              # 2x2 max-pool: "reshape" (fast on CPU) or "window"
+    m.drop_rate = 0.1               # ResNet-12 DropBlock
+
+    c.omni = omni_group(lam=3.0, ema_decay=0.99)   # Omni-Loss terms (Table 6) of omni_proto / omni_maml
+
+    c.train = t = ml_collections.ConfigDict()
+    t.methods = ("omni_proto",)     # any of omni_proto, protonet, baseline, maml, omni_maml, ensemble, joint; --method
+    t.num_steps = 20000
+    t.batch_size = 64               # the standard mini-batch (pre-training)
+    t.n_way = 5                     # the training episode (meta-training)
+    t.k_shot = 5
+    t.n_query = 16
+    t.meta_batch = 1
+    t.lr = 1e-3                     # Adam
+    t.maml_inner_lr = 0.01
+    t.maml_steps = 1
+    t.maml_first_order = True
+    t.distill_on = "probs"          # R_pre/R_meta compare softmax outputs ("probs") or raw logits ("logits")
+    t.chunk_size = 100
+    t.ckpt_every = 1000
+    t.val_every = 1000              # model selection on the validation split
+    t.val_tasks = 200
+
+    c.eval = e = ml_collections.ConfigDict()
+    e.num_tasks = 600
+    e.n_query = 16
+    e.settings = ((5, 1), (5, 5))   # (n_way, k_shot) test settings
+    e.heads = ("default",)          # any of joint/pre/meta/ensemble; "default": each method's own head
+    e.seed = 1234                   # test tasks are the same for every method
+    e.finetune_epochs = 100         # Baseline's new linear head (Chen et al.)
+    e.finetune_batch = 4
+    e.finetune_lr = 0.01
+    e.finetune_momentum = 0.9
+    e.finetune_weight_decay = 1e-3
+    e.maml_steps = 10
+    e.maml_lr = 0.01
+    e.images_per_call = 2048
+    return c

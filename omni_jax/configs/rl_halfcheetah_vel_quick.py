@@ -1,0 +1,17 @@
+"""``omni-jax rl --env halfcheetah_vel --quick``: a smoke run of the whole pipeline in under 3 minutes on 2 CPU cores (mostly compiling)."""
+import ml_collections
+
+from omni_jax.configs import rl_halfcheetah_vel
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = rl_halfcheetah_vel.get_config()
+    c.train.num_iterations = 4
+    c.train.meta_batch = 4
+    c.train.num_traj = 4
+    c.train.chunk_size = 2
+    c.train.ckpt_every = 2
+    c.eval.num_tasks = 8
+    c.eval.num_traj = 4
+    c.eval.task_chunk = 8
+    return c

@@ -1,0 +1,87 @@
+"""RL on Brax (paper §6.3) on the shared pipeline: :func:`train_and_evaluate`.
+
+Trains the methods of ``train.methods`` (Baseline, MAML, Omni-Training) on
+``env.name``, adapts every policy (and every Omni head) to ``eval.num_tasks``
+new tasks for 0..``eval.max_steps`` REINFORCE steps, and writes
+``results.json`` (records ``{"env", "method", "steps", "return", "ci95",
+"median", "num_tasks"}``, plus ``"head"`` for ``omni``) and
+``figure8_<env>.png``. The evaluation compiles in a worker thread while the
+methods train (each program compiles the Brax physics again).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+
+from omni_jax.rl import evaluate as ev
+from omni_jax.rl import plots
+from omni_jax.rl import train as tr
+from omni_jax.training import runner
+
+
+class _Evaluator(runner.Evaluator):
+    def __init__(self, cfg, env, programs, mesh):
+        self.cfg = cfg
+        self.methods = list(programs)
+        initial = {m: (p.model, p.state.params) for m, p in programs.items()}
+        self.adaptation = ev.AdaptationEvaluator(cfg, env, ev.entries_for(initial), mesh=mesh)
+
+    def compile(self):
+        self.adaptation.compile()
+
+    def __call__(self, trained):
+        entries = ev.entries_for({m: (t.program.model, t.state.params) for m, t in trained.items()})
+        returns = self.adaptation.returns([p for _, _, p, _ in entries])
+        return ev.records_from_returns(self.cfg.env.name, self.adaptation.labels, returns, self.cfg.eval.omni_head)
+
+
+class RLExperiment(runner.Experiment):
+    name = "rl"
+
+    def check(self, cfg, mesh):
+        tr.check(cfg, mesh)
+
+    def num_steps(self, cfg):
+        return cfg.train.num_iterations
+
+    def fingerprint(self, cfg, method):
+        return tr.fingerprint(cfg, method)
+
+    def prepare(self, cfg, mesh):
+        return tr.make_env_from_config(cfg)
+
+    def describe(self, cfg, context, mesh):
+        t = cfg.train
+        backend = cfg.env.backend if cfg.env.name != "navigation2d" else "-"
+        return (f"omni-jax rl: {cfg.env.name} (backend {backend}), {mesh.devices.size} "
+                f"{jax.devices()[0].platform} device(s); {t.num_iterations} iterations x {t.meta_batch} tasks x "
+                f"{t.num_traj} trajectories x {cfg.env.horizon} steps, "
+                f"{'first' if t.first_order else 'second'}-order MAML-RL")
+
+    def setup(self, cfg, method, context, mesh):
+        return tr.setup(cfg, method, context, mesh)
+
+    def evaluator(self, cfg, programs, context, mesh):
+        return _Evaluator(cfg, context, programs, mesh)
+
+    def after_training(self, method, state, log):
+        from omni_jax.omni import skipped_updates
+        skipped = int(skipped_updates(state.opt_state)[1])
+        if skipped:
+            log(f"{method}: {skipped} non-finite update(s) skipped (see {method}/metrics.jsonl)")
+
+    def table(self, cfg, records):
+        e = cfg.eval
+        return (f"{cfg.env.name}: average return, mean ± 95% CI (median) over {e.num_tasks} new tasks after k "
+                f"REINFORCE steps\nof {e.num_traj} trajectories (lr {e.lr}); omni = Omni-Training's "
+                f"{e.omni_head} head\n" + ev.results_table(records))
+
+    def plots(self, cfg, records, trained, context, workdir: Path):
+        return [plots.plot_return_vs_steps(records, workdir / f"figure8_{cfg.env.name}.png")]
+
+
+def train_and_evaluate(config, workdir, **kwargs):
+    """Trains and evaluates every method of ``config`` in ``workdir`` (resuming); returns the
+    ``results.json`` records. Keyword arguments go to :func:`omni_jax.training.runner.train_and_evaluate`."""
+    return runner.train_and_evaluate(RLExperiment(), config, workdir, **kwargs)

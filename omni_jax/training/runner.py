@@ -1,0 +1,260 @@
+"""One experiment pipeline: train every method, evaluate, write the results, report.
+
+Sinusoid regression, RL and few-shot classification share everything but
+what makes them different. Each is an :class:`Experiment`: its config check,
+its methods, setting one method up as a :class:`Program` (initial state,
+training chunk, data, validation hook), its :class:`Evaluator` and its
+report. :func:`train_and_evaluate` owns the rest, the same for all three:
+
+1. check the config, build the device mesh;
+2. check every method's checkpoint against this config before training any
+   (an incompatible work directory is an error and nothing is overwritten);
+3. if every method is finished and the work directory already holds the
+   evaluation of this very config, print its results and stop (seconds);
+4. otherwise set every method up, compile the training chunks still to run
+   and the evaluation in worker threads (XLA releases the GIL) while the
+   main thread trains each method as soon as its program is ready, with
+   checkpoints, ``metrics.jsonl``, the hook and a progress bar;
+5. evaluate, write ``results.json`` atomically, then the plots, then
+   ``evaluation.json`` (the config that was evaluated and the files written);
+6. print the table and the timings.
+
+Work directory: ``<method>/checkpoints/``, ``<method>/metrics.jsonl``,
+``results.json``, ``evaluation.json`` and the experiment's figures. Only
+process 0 of a multi-process run writes files other than checkpoints.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+import jax
+
+from omni_jax import config as config_lib
+from omni_jax.training.checkpoint import CheckpointStore, write_atomic
+from omni_jax.training.loop import Chunk, Hook, TrainState, train_loop
+from omni_jax.training.metrics import MetricsWriter
+from omni_jax.training.sharding import task_mesh
+
+RESULTS = "results.json"
+EVALUATION = "evaluation.json"
+
+
+@dataclasses.dataclass
+class Program:
+    """One method, set up to train.
+
+    Attributes:
+      state: the initial :class:`TrainState`, placed on the mesh.
+      chunk: its training steps, ``chunk(state, data) -> (state, metrics)``.
+      num_steps: the training length; ``ckpt_every`` the checkpoint period.
+      data: what every chunk call gets (a training set on the device, or ``None``).
+      hook: host-side validation / model selection during training.
+      model: the network (or policy) the evaluation applies to the trained state.
+    """
+
+    state: TrainState
+    chunk: Chunk
+    num_steps: int
+    ckpt_every: int
+    data: Any = None
+    hook: Optional[Hook] = None
+    model: Any = None
+
+
+@dataclasses.dataclass
+class Trained:
+    """A method after training: its program and its final state."""
+
+    program: Program
+    state: TrainState
+
+
+class Evaluator:
+    """Evaluates trained methods; owns its jitted functions.
+
+    ``compile()`` compiles them ahead of time where that is possible before
+    training ends (it runs in a worker thread while the methods train);
+    ``__call__(trained)`` returns the ``results.json`` records.
+    """
+
+    def compile(self) -> None:
+        pass
+
+    def __call__(self, trained: Mapping[str, Trained]) -> List[dict]:
+        raise NotImplementedError
+
+
+class Experiment:
+    """What one experiment provides to :func:`train_and_evaluate`. Subclasses override."""
+
+    name: str = "experiment"
+
+    def check(self, cfg, mesh) -> None:
+        """Raises ``OmniJaxError`` naming the config field that is wrong."""
+
+    def methods(self, cfg) -> Sequence[str]:
+        return tuple(cfg.train.methods)
+
+    def num_steps(self, cfg) -> int:
+        raise NotImplementedError
+
+    def fingerprint(self, cfg, method: str) -> dict:
+        """What a method's checkpoint depends on (never the evaluation settings)."""
+        raise NotImplementedError
+
+    def prepare(self, cfg, mesh) -> Any:
+        """What every method of a run shares (datasets on the device, the environment)."""
+        return None
+
+    def describe(self, cfg, context, mesh) -> str:
+        """One line on what is about to run."""
+        return f"omni-jax {self.name}: {mesh.devices.size} {jax.devices()[0].platform} device(s)"
+
+    def setup(self, cfg, method: str, context, mesh) -> Program:
+        raise NotImplementedError
+
+    def evaluator(self, cfg, programs: Mapping[str, Program], context, mesh) -> Evaluator:
+        raise NotImplementedError
+
+    def table(self, cfg, records: List[dict]) -> str:
+        """The results as text (a title line, then a table at most 100 columns wide)."""
+        raise NotImplementedError
+
+    def plots(self, cfg, records: List[dict], trained: Mapping[str, Trained], context,
+              workdir: Path) -> List[Path]:
+        """Writes the experiment's figures; returns their paths."""
+        return []
+
+    def after_training(self, method: str, state: TrainState, log: Callable[[str], None]) -> None:
+        """Says something about a finished method (for example its selected step)."""
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def evaluation_stamp(cfg, methods: Sequence[str]) -> dict:
+    """What an evaluation depends on: the whole config and the methods evaluated."""
+    return {"config": json.loads(config_lib.to_json(cfg)), "methods": list(methods)}
+
+
+def _reusable_results(workdir: Path, stamp: dict) -> Optional[List[dict]]:
+    """The records of ``results.json`` when ``evaluation.json`` says they are this config's and
+    every file it lists is there; ``None`` otherwise (a missing or damaged file means: evaluate)."""
+    try:
+        written = json.loads((workdir / EVALUATION).read_text())
+        records = json.loads((workdir / RESULTS).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(written, dict) or not isinstance(records, list):
+        return None
+    if written.get("stamp") != json.loads(json.dumps(stamp)):
+        return None
+    if not all((workdir / f).is_file() for f in written.get("files", [])):
+        return None
+    return records
+
+
+def train_program(program: Program, directory: Path, fingerprint: dict, *, desc: str = "train",
+                  show_progress: bool = True, stop_after: Optional[int] = None,
+                  progress_fn: Optional[Callable[[int, Mapping], None]] = None) -> TrainState:
+    """Trains (or resumes) one program with its checkpoints and metrics in ``directory``."""
+    directory = Path(directory)
+    store = CheckpointStore(directory / "checkpoints", fingerprint)
+    metrics = MetricsWriter(directory / "metrics.jsonl") if jax.process_index() == 0 else None
+    try:
+        return train_loop(program.state, program.chunk, total_steps=program.num_steps,
+                          chunk_size=program.chunk.chunk_size, data=program.data, store=store, metrics=metrics,
+                          ckpt_every=program.ckpt_every, desc=desc, hook=program.hook,
+                          progress_fn=progress_fn, show_progress=show_progress, stop_after=stop_after)
+    finally:
+        store.close()
+
+
+def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: bool = True,
+                       log: Callable[[str], None] = _print, stop_after: Optional[int] = None,
+                       progress_fn: Optional[Callable[[str, int, Mapping], None]] = None,
+                       compile_workers: Optional[int] = None) -> Optional[List[dict]]:
+    """Trains every method of ``cfg`` (resuming), evaluates them and writes the results.
+
+    Args:
+      experiment: the :class:`Experiment`.
+      cfg: its config (already checked or not: it is checked here).
+      workdir: the work directory; running again resumes.
+      log: where the one-line messages, the table and the timings go.
+      stop_after: stop every method's training at this step and return ``None``
+        (as an interruption would; for tests).
+      progress_fn: ``progress_fn(method, step, metrics)`` after each chunk.
+      compile_workers: threads compiling ahead of time (default ``min(4, cpus)``; 0: none).
+
+    Returns:
+      The ``results.json`` records.
+    """
+    workdir = Path(workdir)
+    mesh = task_mesh()
+    experiment.check(cfg, mesh)
+    methods = tuple(experiment.methods(cfg))
+    total = experiment.num_steps(cfg)
+    done = {}
+    for method in methods:  # every checkpoint against this config before training any (creating nothing)
+        done[method] = CheckpointStore.peek(workdir / method / "checkpoints", experiment.fingerprint(cfg, method)) or 0
+
+    stamp = evaluation_stamp(cfg, methods)
+    if stop_after is None and all(done[m] >= total for m in methods):
+        records = _reusable_results(workdir, stamp)
+        if records is not None:
+            log(f"omni-jax {experiment.name}: restored finished {', '.join(methods)} ({total} steps) and their "
+                f"evaluation with this config from {workdir / RESULTS}")
+            log(experiment.table(cfg, records))
+            return records
+
+    context = experiment.prepare(cfg, mesh)
+    log(f"{experiment.describe(cfg, context, mesh)}; workdir {workdir}")
+    programs = {m: experiment.setup(cfg, m, context, mesh) for m in methods}
+    evaluator = experiment.evaluator(cfg, programs, context, mesh)
+    workers = min(4, os.cpu_count() or 1) if compile_workers is None else compile_workers
+    trained, timings = {}, {}
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="compile") as pool:
+        ahead = workers > 0
+        compiled = {m: pool.submit(p.chunk.compile, p.state, p.data)
+                    for m, p in programs.items() if ahead and done[m] < p.num_steps}
+        eval_compiled = pool.submit(evaluator.compile) if ahead and stop_after is None else None
+        for method, program in programs.items():
+            t0 = time.perf_counter()
+            if method in compiled:
+                compiled[method].result()
+            if done[method] >= program.num_steps:
+                log(f"{method}: restored the finished checkpoint (step {done[method]})")
+            report = (lambda step, m, method=method: progress_fn(method, step, m)) if progress_fn else None
+            state = train_program(program, workdir / method, experiment.fingerprint(cfg, method), desc=method,
+                                  show_progress=show_progress, stop_after=stop_after, progress_fn=report)
+            if int(state.step) < program.num_steps:
+                return None  # stopped early (stop_after)
+            trained[method] = Trained(program, state)
+            timings[method] = time.perf_counter() - t0
+            experiment.after_training(method, state, log)
+        t0 = time.perf_counter()
+        if eval_compiled is not None:
+            eval_compiled.result()
+        records = evaluator(trained)
+    timings["evaluation"] = time.perf_counter() - t0
+
+    files = []
+    if jax.process_index() == 0:
+        write_atomic(workdir / RESULTS, json.dumps(records, indent=1))
+        files = [Path(f) for f in experiment.plots(cfg, records, trained, context, workdir)]
+        write_atomic(workdir / EVALUATION, json.dumps(
+            {"stamp": stamp, "files": [RESULTS] + [str(f.relative_to(workdir)) if f.is_relative_to(workdir) else str(f)
+                                                   for f in files]}, indent=1))
+    log("")
+    log(experiment.table(cfg, records))
+    log("")
+    log("time this run: " + ", ".join(f"{m} {s:.0f}s" for m, s in timings.items()))
+    log(f"wrote {', '.join(str(p) for p in [workdir / RESULTS] + files)}")
+    return records
