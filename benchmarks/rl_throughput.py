@@ -49,7 +49,7 @@ def bench_env(name: str, *, meta_batch: int, num_traj: int, method: str, first_o
     cfg.env.backend = backend
     cfg.train.meta_batch, cfg.train.num_traj, cfg.train.first_order = meta_batch, num_traj, first_order
     env = tr.make_env_from_config(cfg)
-    weights = tr.method_weights(cfg, method)
+    weights = config_lib.loss_weights(cfg.omni, method)
     policy, opt = tr.make_policy(cfg, env, method), tr.make_optimizer(cfg, weights)
     state = tr.init_state(cfg, env, policy, opt, method)
     step = Chunk(tr.make_step(cfg, env, policy, weights, opt), 1)

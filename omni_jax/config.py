@@ -223,6 +223,21 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def fingerprint(config: ml_collections.ConfigDict, method: str, groups: Sequence[str],
+                drop: Sequence[str] = ()) -> dict:
+    """What a method's checkpoint depends on: the named top-level groups less the dotted fields
+    in ``drop`` (what only the evaluation or the bookkeeping reads), the seed, the method, and
+    for Omni-Training's methods (named ``omni...``) the ``omni`` group."""
+    d = select(config, groups)
+    for field in drop:
+        group, name = field.split(".")
+        d[group].pop(name, None)
+    d.update(seed=config.seed, method=method)
+    if method.startswith("omni"):
+        d["omni"] = select(config, ["omni"])["omni"]
+    return d
+
+
 def select(config: ml_collections.ConfigDict, groups: Sequence[str]) -> dict:
     """The JSON-normalised sub-dict of the named top-level groups (what a checkpoint depends on)."""
     d = json.loads(to_json(config))

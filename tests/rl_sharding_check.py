@@ -30,7 +30,7 @@ tr.check(cfg, mesh)
 env = tr.make_env_from_config(cfg)
 
 for method in ("maml", "omni"):
-    weights = tr.method_weights(cfg, method)
+    weights = config_lib.loss_weights(cfg.omni, method)
     policy, opt = tr.make_policy(cfg, env, method), tr.make_optimizer(cfg, weights)
     state = tr.init_state(cfg, env, policy, opt, method)
 

@@ -24,7 +24,7 @@ cfg = config_lib.load_config("sinusoid", quick=True)
 cfg = config_lib.apply_overrides(cfg, ["train.meta_batch=16", "train.pre_batch=64", "data.num_train_tasks=100",
                                        "train.num_steps=20", "train.chunk_size=5"])
 tr.check(cfg, mesh)
-weights = tr.method_weights(cfg, "omni")
+weights = config_lib.loss_weights(cfg.omni, "omni")
 model = tr.make_model(cfg, "omni")
 opt = tr.make_optimizer(cfg, weights)
 state = tr.init_state(cfg, model, opt, "omni")

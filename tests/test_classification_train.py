@@ -74,6 +74,7 @@ SMALL = ["--config.model.width=4", "--config.model.depth=2", "--config.data.synt
          "--no-progress"]
 
 
+@pytest.mark.slow
 def test_cli_trains_selects_evaluates_and_writes_results(tmp_path, capsys):
     wd = tmp_path / "run"
     argv = ["classify", "--dataset", "synthetic", "--method", "joint", "--workdir", str(wd),
@@ -101,6 +102,7 @@ def test_cli_trains_selects_evaluates_and_writes_results(tmp_path, capsys):
     assert {r["test_split"] for r in other} == {"val"} and other != records
 
 
+@pytest.mark.slow
 def test_python_entry_point_trains_several_methods_into_one_table(tmp_path):
     from omni_jax import config as config_lib
     from omni_jax.classification import train_and_evaluate

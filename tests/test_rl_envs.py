@@ -55,6 +55,7 @@ def test_rollout_masks_steps_after_done():
     np.testing.assert_allclose(acting.episode_returns(traj)[0, 0, 0], -(0.2 ** 2 + 0.1 ** 2), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_cheetah_vel_reward_and_tasks_differ_only_by_info():
     """One small vmapped reset + step (the only cheetah compile of the suite)."""
     env = envs.make_env("halfcheetah_vel", backend="spring")

@@ -34,6 +34,7 @@ def train(cfg, method, directory, env, stop_after=None):
                                 stop_after=stop_after)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     cfg = tiny_config()
     env = tr.make_env_from_config(cfg)
@@ -54,7 +55,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
 def test_non_finite_update_is_skipped_and_counted():
     cfg = tiny_config()
     env = tr.make_env_from_config(cfg)
-    w = tr.method_weights(cfg, "maml")
+    w = config_lib.loss_weights(cfg.omni, "maml")
     policy, opt = tr.make_policy(cfg, env, "maml"), tr.make_optimizer(cfg, w)
     state = tr.init_state(cfg, env, policy, opt, "maml")
     bad = jax.tree_util.tree_map(lambda x: x, state.params)
@@ -70,7 +71,7 @@ def test_non_finite_update_is_skipped_and_counted():
 def test_initial_flows_are_the_joint_flow():
     cfg = tiny_config()
     env = tr.make_env_from_config(cfg)
-    w = tr.method_weights(cfg, "omni")
+    w = config_lib.loss_weights(cfg.omni, "omni")
     policy = tr.make_policy(cfg, env, "omni")
     state = tr.init_state(cfg, env, policy, tr.make_optimizer(cfg, w), "omni")
     obs = jax.random.normal(jax.random.PRNGKey(0), (7, 2))
@@ -127,6 +128,7 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert "env.backend='warp' is unknown" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_precompiled_programs_are_the_ones_training_and_evaluation_run(tmp_path):
     """The runner compiles the training chunks and the evaluation in worker threads; training and
     evaluation must then run those executables (no second compilation), on the trained parameters."""

@@ -5,7 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_sharded_matches_single_device(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     script = Path(__file__).with_name("sharding_check.py")
@@ -18,6 +21,7 @@ def test_sharded_matches_single_device(tmp_path):
     assert proc.stdout.strip().endswith("OK")
 
 
+@pytest.mark.slow
 def test_rl_sharded_matches_single_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
     script = Path(__file__).with_name("rl_sharding_check.py")

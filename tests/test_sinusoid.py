@@ -60,6 +60,7 @@ def train(cfg, method, directory, stop_after=None):
                                 stop_after=stop_after)
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_final_state(tmp_path):
     cfg = tiny_config()
     full = train(cfg, "omni", tmp_path / "a")
@@ -79,7 +80,7 @@ def test_resume_gives_the_same_final_state(tmp_path):
 def test_a_methods_stream_depends_on_its_name_not_its_position():
     cfg = tiny_config()
     model = tr.make_model(cfg, "maml")
-    opt = tr.make_optimizer(cfg, tr.method_weights(cfg, "maml"))
+    opt = tr.make_optimizer(cfg, config_lib.loss_weights(cfg.omni, "maml"))
     a = tr.init_state(cfg, model, opt, "maml")
     b = tr.init_state(tiny_config("train.methods=('maml', 'baseline')"), model, opt, "maml")
     c = tr.init_state(cfg, model, opt, "joint")
@@ -127,6 +128,7 @@ def trained_workdir(tmp_path_factory):
     return wd
 
 
+@pytest.mark.slow
 def test_rerun_of_a_finished_workdir_restores_and_does_not_evaluate_again(trained_workdir, capsys):
     before = tree_hash(trained_workdir)
     code, out, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(trained_workdir),
@@ -136,6 +138,7 @@ def test_rerun_of_a_finished_workdir_restores_and_does_not_evaluate_again(traine
     assert tree_hash(trained_workdir) == before  # nothing rewritten
 
 
+@pytest.mark.slow
 def test_changed_evaluation_settings_reuse_the_checkpoints(trained_workdir, tmp_path, capsys):
     import shutil
     wd = tmp_path / "copy"
@@ -151,6 +154,7 @@ def test_changed_evaluation_settings_reuse_the_checkpoints(trained_workdir, tmp_
     assert ckpt(wd) == ckpt(trained_workdir)
 
 
+@pytest.mark.slow
 def test_cli_incompatible_checkpoint_is_an_error_and_overwrites_nothing(trained_workdir, capsys):
     before = tree_hash(trained_workdir)
     code, _, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(trained_workdir), *TINY,
@@ -159,6 +163,7 @@ def test_cli_incompatible_checkpoint_is_an_error_and_overwrites_nothing(trained_
     assert tree_hash(trained_workdir) == before
 
 
+@pytest.mark.slow
 def test_cli_corrupted_checkpoint_is_an_error_and_overwrites_nothing(trained_workdir, tmp_path, capsys):
     import shutil
     wd = tmp_path / "copy"
@@ -177,6 +182,7 @@ def test_cli_corrupted_checkpoint_is_an_error_and_overwrites_nothing(trained_wor
     assert tree_hash(wd) == before
 
 
+@pytest.mark.slow
 def test_end_to_end_quick_run(trained_workdir, tmp_path, capsys):
     wd = tmp_path / "e2e"
     code, out, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(wd),

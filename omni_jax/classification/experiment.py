@@ -47,7 +47,7 @@ DEFAULT_HEAD = "default"
 # ---------------------------------------------------------------------------- config
 
 
-def check(cfg) -> None:
+def check(cfg, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
     req = config_lib.require
     config_lib.check_choices(cfg.train.methods, METHODS, "train.methods")
@@ -119,15 +119,8 @@ def configs(cfg):
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on: not the evaluation settings, the test split or where
     the dataset lives."""
-    out = config_lib.select(cfg, ["data", "model", "train"])
-    for k in ("dir", "test_split"):
-        out["data"].pop(k, None)
-    for k in ("methods", "ckpt_every"):
-        out["train"].pop(k, None)
-    out.update(seed=cfg.seed, method=method)
-    if method.startswith("omni_"):
-        out["omni"] = config_lib.select(cfg, ["omni"])["omni"]
-    return out
+    return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
+                                  drop=("data.dir", "data.test_split", "train.methods", "train.ckpt_every"))
 
 
 # ---------------------------------------------------------------------------- data
@@ -198,7 +191,7 @@ def selection_hook(cfg, net, spec, heads, data: Data) -> Hook:
     return Hook(select, cfg.train.val_every)
 
 
-def setup(cfg, method: str, data: Data) -> runner.Program:
+def setup(cfg, method: str, data: Data, mesh=None) -> runner.Program:
     """One method set up to train, with its model-selection hook."""
     m = cfg.model
     spec = spec_for(cfg, method)
@@ -262,15 +255,9 @@ def results_table(records) -> str:
 
 class ClassificationExperiment(runner.Experiment):
     name = "classify"
-
-    def check(self, cfg, mesh):
-        check(cfg)
-
-    def num_steps(self, cfg):
-        return cfg.train.num_steps
-
-    def fingerprint(self, cfg, method):
-        return fingerprint(cfg, method)
+    check = staticmethod(check)
+    fingerprint = staticmethod(fingerprint)
+    setup = staticmethod(setup)
 
     def prepare(self, cfg, mesh):
         return load_data(cfg)
@@ -279,9 +266,6 @@ class ClassificationExperiment(runner.Experiment):
         sizes = " / ".join(f"{s} {ds.num_classes} classes, {len(ds.labels)} images" for s, ds in data.splits.items())
         return (f"omni-jax classify: {cfg.data.dataset} ({sizes}), {', '.join(cfg.train.methods)} on "
                 f"{cfg.model.backbone}, {mesh.devices.size} {jax.devices()[0].platform} device(s)")
-
-    def setup(self, cfg, method, data, mesh):
-        return setup(cfg, method, data)
 
     def evaluator(self, cfg, programs, data, mesh):
         return _Evaluator(cfg, data)

@@ -25,10 +25,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Tuple
 
+from omni_jax.nn import FLOWS
 from omni_jax.omni import METHOD_WEIGHTS, OmniLossWeights
 
 METHODS = ("omni_proto", "protonet", "baseline", "maml", "omni_maml", "ensemble", "joint")
-HEADS = ("joint", "pre", "meta", "ensemble")
+JOINT = FLOWS[0]
+HEADS = FLOWS + ("ensemble",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +44,9 @@ class MethodSpec:
 
     def flow_of(self, head: str) -> str:
         """The network flow a head reads (a plain network has only one)."""
-        if self.omni or (self.twin and head != "joint"):
+        if self.omni or (self.twin and head != JOINT):
             return head
-        return "joint"
+        return JOINT
 
     def head_algorithms(self, head: str) -> Tuple[Tuple[str, str], ...]:
         """``((flow, algorithm), ...)`` whose probabilities are averaged for ``head``;
@@ -53,16 +55,15 @@ class MethodSpec:
         if not (self.omni or self.twin):
             # One flow trained by the joint terms: "pre" and "meta" name the test-time algorithm.
             if head == "pre":
-                return (("joint", "finetune"),)
+                return ((JOINT, "finetune"),)
             if head == "meta":
-                return (("joint", self.meta),)
-        trained = {"joint": tuple(a for a, on in (("finetune", w.joint_pre), (self.meta, w.joint_meta)) if on),
-                   "pre": ("finetune",) if w.pre else (),
-                   "meta": (self.meta,) if w.meta else ()}
+                return ((JOINT, self.meta),)
+        trained = dict(zip(FLOWS, (tuple(a for a, on in (("finetune", w.joint_pre), (self.meta, w.joint_meta)) if on),
+                                   ("finetune",) if w.pre else (), (self.meta,) if w.meta else ())))
         if head == "ensemble":
-            return tuple((self.flow_of(f), a) for f in ("joint", "pre", "meta") for a in trained[f])
+            return tuple((self.flow_of(f), a) for f in FLOWS for a in trained[f])
         if not trained[head]:
-            ok = [h for h in ("joint", "pre", "meta") if trained[h]]
+            ok = [h for h in FLOWS if trained[h]]
             raise ValueError(f"the {head} flow of method {self.name} is not trained by any loss term; "
                              f"use one of the heads {', '.join(ok + ['ensemble'])}")
         return tuple((self.flow_of(head), a) for a in trained[head])

@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from omni_jax.nn.layers import FlowBatchNorm, OmniConv, OmniHead, check_flow
+from omni_jax.nn.layers import BRANCHES, FlowBatchNorm, OmniConv, OmniHead, check_flow
 
 BACKBONES = ("conv4", "resnet10", "resnet12", "resnet18")
 
@@ -122,7 +122,7 @@ class FusedOmniConv(nn.Module):
         if self.omni:
             branches = {}
             if self.is_initializing():
-                branches = {b: _Kernel((1, 1, cin, self.features), name=b)() for b in ("pre", "meta")}
+                branches = {b: _Kernel((1, 1, cin, self.features), name=b)() for b in BRANCHES}
             elif flow != "joint":
                 branches = {flow: _Kernel((1, 1, cin, self.features), name=flow)()}
             if flow != "joint":

@@ -38,18 +38,11 @@ class _Evaluator(runner.Evaluator):
 
 class RLExperiment(runner.Experiment):
     name = "rl"
-
-    def check(self, cfg, mesh):
-        tr.check(cfg, mesh)
-
-    def num_steps(self, cfg):
-        return cfg.train.num_iterations
-
-    def fingerprint(self, cfg, method):
-        return tr.fingerprint(cfg, method)
-
-    def prepare(self, cfg, mesh):
-        return tr.make_env_from_config(cfg)
+    steps_field = "num_iterations"
+    check = staticmethod(tr.check)
+    fingerprint = staticmethod(tr.fingerprint)
+    setup = staticmethod(tr.setup)
+    prepare = staticmethod(tr.make_env_from_config)
 
     def describe(self, cfg, context, mesh):
         t = cfg.train
@@ -58,9 +51,6 @@ class RLExperiment(runner.Experiment):
                 f"{jax.devices()[0].platform} device(s); {t.num_iterations} iterations x {t.meta_batch} tasks x "
                 f"{t.num_traj} trajectories x {cfg.env.horizon} steps, "
                 f"{'first' if t.first_order else 'second'}-order MAML-RL")
-
-    def setup(self, cfg, method, context, mesh):
-        return tr.setup(cfg, method, context, mesh)
 
     def evaluator(self, cfg, programs, context, mesh):
         return _Evaluator(cfg, context, programs, mesh)

@@ -32,7 +32,7 @@ class GaussianPolicy(nn.Module):
         check_flow(flow)
         mean = OmniMLP(self.action_size, tuple(self.widths), self.activation, omni=self.omni,
                        kernel_init=self.kernel_init, name="mean")(obs, flow)
-        names = FLOWS if self.omni else ("joint",)
+        names = FLOWS if self.omni else FLOWS[:1]
         init = nn.initializers.constant(self.init_log_std)
         log_stds = {n: self.param(f"log_std_{n}", init, (self.action_size,)) for n in names}
         log_std = log_stds[flow if self.omni else "joint"]

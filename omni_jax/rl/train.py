@@ -69,7 +69,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     req(cfg.policy.kernel_init in KERNEL_INITS,
         f"config field policy.kernel_init={cfg.policy.kernel_init!r} is unknown; "
         f"expected one of {', '.join(KERNEL_INITS)}")
-    req(cfg.eval.omni_head in ("joint", "pre", "meta"),
+    req(cfg.eval.omni_head in FLOWS,
         f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
     config_lib.check_multiples(cfg.train, "train", ("num_iterations", "ckpt_every"), of="chunk_size")
     config_lib.check_omni_group(cfg.omni)
@@ -78,26 +78,16 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         check_divisible(cfg.eval.task_chunk, mesh, "eval.task_chunk")
 
 
-def method_weights(cfg, method: str) -> OmniLossWeights:
-    return config_lib.loss_weights(cfg.omni, method)
-
-
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on (not the eval settings or the method list)."""
-    d = config_lib.select(cfg, ["env", "policy", "train"])
-    for k in ("methods", "ckpt_every"):
-        d["train"].pop(k, None)
-    d["seed"] = cfg.seed
-    d["method"] = method
-    if method == "omni":
-        d["omni"] = config_lib.select(cfg, ["omni"])["omni"]
-    return d
+    return config_lib.fingerprint(cfg, method, ["env", "policy", "train"], drop=("train.methods", "train.ckpt_every"))
 
 
 # ---------------------------------------------------------------------------- policy and optimizer
 
 
-def make_env_from_config(cfg):
+def make_env_from_config(cfg, mesh=None):
+    """The config's Brax environment (``env.name`` on ``env.backend``)."""
     return make_env(cfg.env.name, cfg.env.backend)
 
 
@@ -236,7 +226,7 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
 
 def setup(cfg, method: str, env, mesh=None) -> Program:
     """One method set up to train: its policy, initial state and chunk of meta-iterations."""
-    weights = method_weights(cfg, method)
+    weights = config_lib.loss_weights(cfg.omni, method)
     policy = make_policy(cfg, env, method)
     optimizer = make_optimizer(cfg, weights)
     t = cfg.train

@@ -19,7 +19,7 @@ import numpy as np
 from omni_jax.sinusoid import evaluate as ev
 from omni_jax.sinusoid import plots
 from omni_jax.sinusoid import train as tr
-from omni_jax.training import Hook, prng_stream
+from omni_jax.training import prng_stream
 from omni_jax.training import runner
 
 
@@ -49,31 +49,16 @@ class _Evaluator(runner.Evaluator):
 
 class SinusoidExperiment(runner.Experiment):
     name = "sinusoid"
-
-    def check(self, cfg, mesh):
-        tr.check(cfg, mesh)
-
-    def num_steps(self, cfg):
-        return cfg.train.num_steps
-
-    def fingerprint(self, cfg, method):
-        return tr.fingerprint(cfg, method)
-
-    def prepare(self, cfg, mesh):
-        return tr.training_set(cfg)
+    check = staticmethod(tr.check)
+    fingerprint = staticmethod(tr.fingerprint)
+    setup = staticmethod(tr.setup)
+    prepare = staticmethod(tr.training_set)
 
     def describe(self, cfg, context, mesh):
         d = cfg.data
         return (f"omni-jax sinusoid: {mesh.devices.size} {jax.devices()[0].platform} device(s), "
                 f"{cfg.train.num_steps} steps x {cfg.train.meta_batch} tasks, phase range "
                 f"[{d.phase_min:.3g}, {d.phase_max:.3g}]")
-
-    def setup(self, cfg, method, context, mesh):
-        validation = ev.validation_fn(cfg, method)
-        program = tr.setup(cfg, method, context, mesh)
-        hook = Hook(lambda state: (state, validation(program.model, state.params)), cfg.train.eval_every)
-        program.hook = hook
-        return program
 
     def evaluator(self, cfg, programs, context, mesh):
         return _Evaluator(cfg)

@@ -24,7 +24,7 @@ import optax
 from omni_jax import config as config_lib
 from omni_jax.algorithms import l2_pretrain, maml, mse
 from omni_jax.data import sinusoid as sin_data
-from omni_jax.nn import OmniMLP
+from omni_jax.nn import FLOWS, OmniMLP
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.training import (Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks)
 from omni_jax.training.runner import Program
@@ -53,7 +53,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         f"data.points_per_task ({cfg.data.points_per_task})")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
     req(cfg.train.optimizer in ("adam", "sgd"), f"config field train.optimizer must be adam or sgd, got {cfg.train.optimizer!r}")
-    req(cfg.eval.omni_head in ("joint", "pre", "meta", "ensemble"),
+    req(cfg.eval.omni_head in FLOWS + ("ensemble",),
         f"config field eval.omni_head must be joint, pre, meta or ensemble, got {cfg.eval.omni_head!r}")
     config_lib.check_multiples(cfg.train, "train", ("num_steps", "ckpt_every", "eval_every"), of="chunk_size")
     config_lib.check_omni_group(cfg.omni)
@@ -62,20 +62,9 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         check_divisible(cfg.train.pre_batch, mesh, "train.pre_batch")
 
 
-def method_weights(cfg, method: str) -> OmniLossWeights:
-    return config_lib.loss_weights(cfg.omni, method)
-
-
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on (not the eval settings or the method list)."""
-    d = config_lib.select(cfg, ["seed", "data", "model", "train"])
-    for k in ("methods", "eval_every", "ckpt_every"):
-        d["train"].pop(k, None)
-    d["seed"] = cfg.seed
-    d["method"] = method
-    if method == "omni":
-        d["omni"] = config_lib.select(cfg, ["omni"])["omni"]
-    return d
+    return config_lib.fingerprint(cfg, method, ["data", "model", "train"], drop=("train.methods", "train.eval_every", "train.ckpt_every"))
 
 
 # ---------------------------------------------------------------------------- model and losses
@@ -156,22 +145,27 @@ def init_state(cfg, model, optimizer, method: str) -> TrainState:
                       rng=k_train)
 
 
-def training_set(cfg) -> Optional[sin_data.SinusoidDataset]:
+def training_set(cfg, mesh=None) -> Optional[sin_data.SinusoidDataset]:
+    """The fixed training set (the paper's 30,000 tasks), on every device of ``mesh``; ``None``
+    when tasks are sampled on the fly (``data.fixed_train_set=False``)."""
     d = cfg.data
     if not d.fixed_train_set:
         return None
-    return sin_data.make_training_set(prng_stream(cfg.seed, "dataset"), d.num_train_tasks, d.points_per_task,
-                                      (d.amp_min, d.amp_max), (d.phase_min, d.phase_max), (d.x_min, d.x_max))
+    return replicate(sin_data.make_training_set(prng_stream(cfg.seed, "dataset"), d.num_train_tasks,
+                                                d.points_per_task, (d.amp_min, d.amp_max),
+                                                (d.phase_min, d.phase_max), (d.x_min, d.x_max)), mesh)
 
 
-def setup(cfg, method: str, data=None, mesh=None, validation: Optional[Hook] = None) -> Program:
+def setup(cfg, method: str, data=None, mesh=None) -> Program:
     """One method set up to train (see :class:`omni_jax.training.runner.Program`); ``data`` is
-    :func:`training_set`'s result, ``validation`` an optional periodic hook."""
-    weights = method_weights(cfg, method)
+    :func:`training_set`'s result. Its hook logs the validation MSE every ``train.eval_every`` steps."""
+    from omni_jax.sinusoid.evaluate import validation_fn
+    weights = config_lib.loss_weights(cfg.omni, method)
     model = make_model(cfg, method)
     optimizer = make_optimizer(cfg, weights)
+    validation = validation_fn(cfg, method)
     t = cfg.train
     return Program(state=replicate(init_state(cfg, model, optimizer, method), mesh),
                    chunk=Chunk(make_step(cfg, model, weights, optimizer, mesh), t.chunk_size),
-                   num_steps=t.num_steps, ckpt_every=t.ckpt_every, data=replicate(data, mesh), hook=validation,
-                   model=model)
+                   num_steps=t.num_steps, ckpt_every=t.ckpt_every, data=replicate(data, mesh),
+                   hook=Hook(lambda state: (state, validation(model, state.params)), t.eval_every), model=model)

@@ -91,9 +91,14 @@ class Evaluator:
 
 
 class Experiment:
-    """What one experiment provides to :func:`train_and_evaluate`. Subclasses override."""
+    """What one experiment provides to :func:`train_and_evaluate`. Subclasses override.
+
+    ``check``, ``fingerprint`` and ``setup`` are often plain functions of the
+    experiment's training module, set as ``check = staticmethod(train.check)``.
+    """
 
     name: str = "experiment"
+    steps_field: str = "num_steps"  # the field of cfg.train that holds the training length
 
     def check(self, cfg, mesh) -> None:
         """Raises ``OmniJaxError`` naming the config field that is wrong."""
@@ -102,7 +107,7 @@ class Experiment:
         return tuple(cfg.train.methods)
 
     def num_steps(self, cfg) -> int:
-        raise NotImplementedError
+        return cfg.train[self.steps_field]
 
     def fingerprint(self, cfg, method: str) -> dict:
         """What a method's checkpoint depends on (never the evaluation settings)."""

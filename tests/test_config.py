@@ -1,0 +1,89 @@
+"""Configs: packaged modules and their variants, user files (run once), quick variants, overrides."""
+import pytest
+
+from omni_jax import config as config_lib
+from omni_jax.errors import OmniJaxError
+
+
+def test_every_packaged_config_loads_and_has_the_omni_group():
+    names = config_lib.packaged_configs()
+    assert {"sinusoid", "sinusoid_quick", "rl_navigation2d", "rl_halfcheetah_vel", "rl_halfcheetah_dir",
+            "classify", "classify_glyphs", "classify_synthetic"} <= set(names)
+    for name in names:
+        cfg = config_lib.load_config(name)
+        assert set(cfg.omni.keys()) == set(config_lib.TERMS) | {"lam", "ema_decay"}, name
+        config_lib.check_omni_group(cfg.omni)
+        if not name.endswith("_quick"):
+            assert config_lib.to_json(config_lib.load_config(name, quick=True)) != config_lib.to_json(cfg), name
+
+
+def test_variants_derive_from_their_base():
+    vel, dir_ = config_lib.load_config("rl_halfcheetah_vel"), config_lib.load_config("rl_halfcheetah_dir")
+    assert dir_.env.name == "halfcheetah_dir"
+    dir_.env.name = "halfcheetah_vel"
+    assert config_lib.to_json(dir_) == config_lib.to_json(vel)
+    glyphs = config_lib.load_config("classify_glyphs", quick=True)
+    assert glyphs.data.dataset.startswith("glyphs") and glyphs.train.num_steps == 40
+    assert glyphs.data.flip is False and isinstance(config_lib.load_config("classify").data.flip, bool)
+
+
+def test_a_user_file_runs_once_derives_from_a_packaged_config_and_has_its_quick_variant(tmp_path):
+    counter = tmp_path / "runs.txt"
+    mine = tmp_path / "mine.py"
+    mine.write_text(
+        "from omni_jax.configs import sinusoid\n"
+        f"open({str(counter)!r}, 'a').write('x')\n"
+        "def get_config():\n"
+        "    c = sinusoid.get_config()\n"
+        "    c.omni.lam = 1.5\n"
+        "    return c\n")
+    cfg = config_lib.load_config(str(mine))
+    assert cfg.omni.lam == 1.5 and cfg.train.num_steps == 40000
+    assert counter.read_text() == "x"
+    with pytest.raises(OmniJaxError, match="mine_quick.py, which does not exist"):
+        config_lib.load_config(str(mine), quick=True)
+    (tmp_path / "mine_quick.py").write_text(
+        "def get_config():\n"
+        "    import importlib.util, pathlib\n"
+        "    from omni_jax.config import load_config\n"
+        f"    c = load_config({str(mine)!r})\n"
+        "    c.train.num_steps = 10\n"
+        "    return c\n")
+    assert config_lib.load_config(str(mine), quick=True).train.num_steps == 10
+
+
+@pytest.mark.parametrize("text,message", [
+    ("def nothing(): pass\n", "has no get_config"),
+    ("def get_config():\n    return {}\n", "must return an ml_collections.ConfigDict"),
+    ("raise RuntimeError('boom')\n", "failed to run: RuntimeError: boom"),
+])
+def test_bad_user_files_are_one_line_errors(tmp_path, text, message):
+    p = tmp_path / "bad.py"
+    p.write_text(text)
+    with pytest.raises(OmniJaxError, match=message):
+        config_lib.load_config(str(p))
+
+
+def test_unknown_packaged_name_lists_the_known_ones():
+    with pytest.raises(OmniJaxError, match="no config named 'sinusiod'.*sinusoid"):
+        config_lib.load_config("sinusiod")
+
+
+def test_overrides_keep_types_and_the_omni_group_is_checked():
+    cfg = config_lib.load_config("classify")
+    cfg = config_lib.apply_overrides(cfg, ["data.flip=False", "train.methods=('protonet','baseline')", "omni.lam=1"])
+    assert cfg.data.flip is False and cfg.train.methods == ("protonet", "baseline") and cfg.omni.lam == 1.0
+    with pytest.raises(OmniJaxError, match="data.flip expects true/false"):
+        config_lib.apply_overrides(cfg, ["data.flip=auto"])
+    cfg.omni.pre = False
+    with pytest.raises(OmniJaxError, match="distill_pre needs the pre term"):
+        config_lib.check_omni_group(cfg.omni)
+    assert config_lib.loss_weights(cfg.omni, "maml") == config_lib.METHOD_WEIGHTS["maml"]
+
+
+def test_fingerprint_drops_evaluation_fields_and_adds_omni_for_omni_methods():
+    cfg = config_lib.load_config("classify")
+    fp = config_lib.fingerprint(cfg, "omni_proto", ["data", "train"], drop=("data.dir", "data.test_split"))
+    assert "dir" not in fp["data"] and "test_split" not in fp["data"] and fp["omni"]["lam"] == 3.0
+    assert fp["method"] == "omni_proto" and fp["seed"] == 0
+    assert "omni" not in config_lib.fingerprint(cfg, "protonet", ["data"])
