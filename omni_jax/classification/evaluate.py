@@ -16,14 +16,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from omni_jax.algorithms.finetune import FinetuneConfig, finetune_logits
+from omni_jax.algorithms.finetune import FinetuneConfig, finetune_backbone_logits, finetune_logits
 from omni_jax.algorithms.maml import sgd_adapt
 from omni_jax.algorithms.pretrain import cross_entropy
 from omni_jax.algorithms.protonet import proto_logits
 from omni_jax.classification.augment import to_float
 from omni_jax.classification.episodes import DeviceSplit, sample_episode
 from omni_jax.classification.methods import MethodSpec
-from omni_jax.classification.model import eval_apply
+from omni_jax.classification.model import eval_apply, eval_module
+from omni_jax.classification.train import TrainConfig, meta_algorithm
 from omni_jax.nn.convnets import FewShotNet
 from omni_jax.training.metrics import mean_ci95
 
@@ -32,14 +33,42 @@ from omni_jax.training.metrics import mean_ci95
 class EvalConfig:
     finetune: FinetuneConfig = FinetuneConfig()
     maml_lr: float = 0.01
-    maml_steps: int = 10
+    maml_steps: int = 5          # Chen et al.'s MAML: the training inner steps at test too
     images_per_call: int = 2048   # how many images one jitted chunk embeds
     proto_for_finetune: bool = False  # score fine-tuned heads by nearest prototype (cheap; for validation)
 
 
+BATCHED = ("matching", "relation", "gnn")   # meta heads that run on the chunk's tasks at once
+
+
+class _EvalThread:
+    """``fn(output)`` / ``module(params, flow, *args)`` at test time (running averages), the interface
+    :func:`omni_jax.classification.train.meta_algorithm` builds an algorithm on."""
+
+    def __init__(self, net: FewShotNet, stats):
+        self.net, self.stats = net, stats
+
+    def fn(self, output: str):
+        return lambda params, x, flow: eval_apply(self.net, {"params": params, "batch_stats": self.stats}, x, flow,
+                                                  output)
+
+    def module(self, params, flow, *args):
+        return eval_module(self.net, {"params": params, "batch_stats": self.stats}, flow, *args)
+
+
 class Evaluator:
-    def __init__(self, net: FewShotNet, spec: MethodSpec, cfg: EvalConfig = EvalConfig()):
-        self.net, self.spec, self.cfg = net, spec, cfg
+    """Scores new tasks with each head's (flow, algorithm) pairs (``MethodSpec.head_algorithms``).
+
+    ``tc`` is the training config (MatchingNet's FCE and scale; the GNN's way count is the
+    training ``n_way``). The fine-tuned head is the pre-training algorithm's (``spec.pretrain``:
+    linear or cosine), trained as ``cfg.finetune`` says (backbone too with ``backbone_steps > 0``).
+    MatchingNet, RelationNet and the GNN classify with their own algorithm on the new task
+    (RelationNet's scores normalised to sum to one for the ensemble's average).
+    """
+
+    def __init__(self, net: FewShotNet, spec: MethodSpec, cfg: EvalConfig = EvalConfig(), tc=None):
+        self.net, self.spec, self.tc = net, spec, tc or TrainConfig()
+        self.cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, head=spec.pretrain))
         self._fns = {}
 
     def _chunk_fn(self, heads: tuple, n_way: int, k_shot: int, n_query: int):
@@ -49,7 +78,9 @@ class Evaluator:
         spec, cfg, net = self.spec, self.cfg, self.net
         groups = {h: spec.head_groups(h) for h in heads}
         comps = sorted({c for h in heads for g in groups[h] for c in g})
-        feat_flows = sorted({f for f, a in comps if a != "maml"})
+        feat_flows = sorted({f for f, a in comps if a in ("proto", "finetune")})
+        tune_backbone = cfg.finetune.backbone_steps > 0 and not cfg.proto_for_finetune
+        tc = dataclasses.replace(self.tc, n_way=n_way)
 
         def one_task_probs(variables, feats, ep, key):
             out = {}
@@ -57,9 +88,16 @@ class Evaluator:
                 if algo == "maml":
                     out[(flow, algo)] = jax.nn.softmax(self._maml_logits(variables, ep, flow, n_way))
                     continue
+                if algo in BATCHED:
+                    continue
                 fs, fq = feats[flow]
                 if algo == "proto" or cfg.proto_for_finetune:
                     logits = proto_logits(fs, ep["support"]["y"], fq, n_way)
+                elif tune_backbone:
+                    embed = lambda p, x: eval_apply(net, {"params": p, "batch_stats": variables["batch_stats"]},
+                                                    x, flow, "features")
+                    logits = finetune_backbone_logits(key, embed, variables["params"], ep["support"]["x"],
+                                                      ep["support"]["y"], ep["query"]["x"], n_way, cfg.finetune)
                 else:
                     logits = finetune_logits(key, fs, ep["support"]["y"], fq, n_way, cfg.finetune)
                 out[(flow, algo)] = jax.nn.softmax(logits)
@@ -81,6 +119,13 @@ class Evaluator:
                      "query": {"x": to_float(eps["query"]["x"]), "y": eps["query"]["y"]}}
             probs = jax.vmap(one_task_probs, in_axes=(None, 0, 0, 0))(
                 variables, feats, eps_f, jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
+            thread = _EvalThread(net, variables["batch_stats"])
+            for flow, algo in comps:
+                if algo in BATCHED:   # the algorithm itself on the new tasks, its probabilities
+                    _, out = meta_algorithm(thread, spec, tc, outputs="probs")(variables["params"], eps_f, flow)
+                    if algo == "relation":
+                        out = out / jnp.maximum(jnp.sum(out, axis=-1, keepdims=True), 1e-12)
+                    probs[(flow, algo)] = out
             accs = {}
             for h in heads:
                 votes = [jnp.mean(jnp.stack([probs[c] for c in g]), axis=0) for g in groups[h]]

@@ -32,7 +32,7 @@ from omni_jax.classification import plots
 from omni_jax.classification.augment import AugmentConfig
 from omni_jax.classification.datasets import load_splits
 from omni_jax.classification.evaluate import EvalConfig, Evaluator, summarize
-from omni_jax.classification.methods import HEADS, METHODS, MethodSpec, method_spec
+from omni_jax.classification.methods import HEADS, METHODS, OMNI_METHODS, PRETRAIN, MethodSpec, method_spec
 from omni_jax.classification.model import build_net
 from omni_jax.classification.train import TrainConfig, create_train_state, make_train_chunk
 from omni_jax.data.splits import check_episodes
@@ -56,14 +56,27 @@ def check(cfg, mesh=None) -> None:
     req(cfg.model.backbone in BACKBONES,
         f"config field model.backbone={cfg.model.backbone!r} is unknown; expected one of {', '.join(BACKBONES)}")
     config_lib.check_positive(cfg, "train.num_steps", "train.batch_size", "train.n_way", "train.k_shot",
-                              "train.n_query", "train.meta_batch", "train.lr", "train.chunk_size",
+                              "train.n_query", "train.meta_batch", "train.maml_tasks", "train.maml_steps",
+                              "train.maml_inner_lr", "train.matching_scale", "model.relation_hidden",
+                              "model.gnn_embed_dim", "model.gnn_features", "train.lr", "train.chunk_size",
                               "train.ckpt_every", "train.val_every", "train.val_tasks", "eval.num_tasks",
                               "eval.n_query", "eval.finetune_epochs", "eval.finetune_batch", "eval.finetune_lr",
                               "eval.maml_steps", "eval.maml_lr", "eval.images_per_call", "model.width", "model.depth")
     config_lib.check_positive(cfg, "model.num_plain", "data.max_per_class", "data.crop_padding", "data.jitter",
-                              "data.image_size", "model.drop_rate", allow_zero=True)
+                              "data.image_size", "model.drop_rate", "eval.finetune_momentum",
+                              "eval.finetune_dampening", "eval.finetune_weight_decay",
+                              "eval.finetune_backbone_steps", allow_zero=True)
+    config_lib.check_positive(cfg, "eval.finetune_backbone_lr")
+    req(cfg.eval.finetune_dampening <= 1.0,
+        f"config field eval.finetune_dampening must be in [0, 1], got {cfg.eval.finetune_dampening!r}")
     req(isinstance(cfg.data.flip, bool), f"config field data.flip must be True or False, got {cfg.data.flip!r}")
     req(cfg.data.on_error in ("skip", "raise"), f"config field data.on_error must be skip or raise, got {cfg.data.on_error!r}")
+    req(cfg.train.pretrain in PRETRAIN,
+        f"config field train.pretrain must be one of {', '.join(PRETRAIN)}, got {cfg.train.pretrain!r}")
+    for field in ("train.maml_first_order", "model.fce"):
+        group, name = field.split(".")
+        req(isinstance(cfg[group][name], bool), f"config field {field} must be True or False, got {cfg[group][name]!r}")
+    req(cfg.model.gnn_features >= 2, f"config field model.gnn_features must be >= 2, got {cfg.model.gnn_features!r}")
     req(cfg.train.distill_on in ("probs", "logits"),
         f"config field train.distill_on must be probs or logits, got {cfg.train.distill_on!r}")
     config_lib.check_omni_group(cfg.omni)
@@ -77,22 +90,27 @@ def check(cfg, mesh=None) -> None:
             f"config field eval.settings must hold (n_way, k_shot) pairs, got {s!r}")
     req(cfg.model.pool in ("reshape", "window"), f"config field model.pool must be reshape or window, got {cfg.model.pool!r}")
     for method in cfg.train.methods:
-        req(not (cfg.model.star and method in ("omni_proto", "omni_maml")),
+        req(not (cfg.model.star and method in OMNI_METHODS),
             "config field model.star=True is the plain backbone with the Omni parameter count; use it with a plain method")
         spec = spec_for(cfg, method)
         for h in heads_of(cfg, spec):
             try:
-                spec.head_algorithms(h)
+                algos = {a for _, a in spec.head_algorithms(h)}
             except ValueError as e:
                 raise OmniJaxError(f"config field eval.heads: {e}") from None
+            fixed = algos & {"maml", "gnn"}   # heads whose parameters have the training way count
+            for n_way, _ in cfg.eval.settings:
+                req(not fixed or n_way == cfg.train.n_way,
+                    f"config field eval.settings: {method}'s {h} head ({'/'.join(sorted(fixed))}) has "
+                    f"train.n_way={cfg.train.n_way} outputs and cannot score {n_way}-way tasks")
 
 
 def spec_for(cfg, method: str) -> MethodSpec:
     """The method's network and Omni-Loss terms; the Omni methods take theirs from the ``omni`` group."""
-    omni = method in ("omni_proto", "omni_maml")
+    omni = method in OMNI_METHODS
     terms = {t: cfg.omni[t] for t in config_lib.TERMS} if omni else {}
     try:
-        return method_spec(method, dict(terms, lam=float(cfg.omni.lam)))
+        return method_spec(method, dict(terms, lam=float(cfg.omni.lam)), pretrain=cfg.train.pretrain)
     except ValueError as e:
         raise OmniJaxError(f"config group omni: {e}") from None
 
@@ -107,11 +125,14 @@ def configs(cfg):
     t, e, d = cfg.train, cfg.eval, cfg.data
     tc = TrainConfig(batch_size=t.batch_size, n_way=t.n_way, k_shot=t.k_shot, n_query=t.n_query,
                      meta_batch=t.meta_batch, lr=t.lr, ema_decay=cfg.omni.ema_decay,
-                     maml_inner_lr=t.maml_inner_lr, maml_steps=t.maml_steps, maml_first_order=t.maml_first_order,
-                     distill_on=t.distill_on)
+                     maml_inner_lr=t.maml_inner_lr, maml_steps=t.maml_steps, maml_tasks=t.maml_tasks,
+                     maml_first_order=t.maml_first_order, matching_fce=cfg.model.fce,
+                     matching_scale=float(t.matching_scale), distill_on=t.distill_on)
     aug = AugmentConfig(crop_padding=d.crop_padding, flip=d.flip, jitter=float(d.jitter))
-    ec = EvalConfig(finetune=FinetuneConfig(e.finetune_epochs, e.finetune_batch, e.finetune_lr,
-                                            e.finetune_momentum, e.finetune_weight_decay),
+    ec = EvalConfig(finetune=FinetuneConfig(e.finetune_epochs, e.finetune_batch, e.finetune_lr, e.finetune_momentum,
+                                            e.finetune_dampening, e.finetune_weight_decay,
+                                            backbone_steps=e.finetune_backbone_steps,
+                                            backbone_lr=e.finetune_backbone_lr),
                     maml_lr=e.maml_lr, maml_steps=e.maml_steps, images_per_call=e.images_per_call)
     return tc, aug, ec
 
@@ -172,7 +193,7 @@ def selection_hook(cfg, net, spec, heads, data: Data) -> Hook:
     """Validation-based model selection: scores the state on validation episodes of the training
     setting with the first head and keeps the best parameters and statistics in ``state.extra``."""
     tc, _, ec = configs(cfg)
-    val_eval = Evaluator(net, spec, dataclasses.replace(ec, proto_for_finetune=True))
+    val_eval = Evaluator(net, spec, dataclasses.replace(ec, proto_for_finetune=True), tc)
     head = heads[0]
     key = prng_stream(cfg.eval.seed, "validation")
 
@@ -197,7 +218,8 @@ def setup(cfg, method: str, data: Data, mesh=None) -> runner.Program:
     spec = spec_for(cfg, method)
     tc, aug, _ = configs(cfg)
     net = build_net(spec, m.backbone, data.splits["train"].num_classes, tc.n_way, num_plain=m.num_plain,
-                    star=m.star, width=m.width, pool=m.pool, drop_rate=m.drop_rate, depth=m.depth)
+                    star=m.star, width=m.width, pool=m.pool, drop_rate=m.drop_rate, depth=m.depth, fce=m.fce,
+                    relation_hidden=m.relation_hidden, gnn_embed_dim=m.gnn_embed_dim, gnn_features=m.gnn_features)
     state = create_train_state(net, spec, tc, data.image_shape, cfg.seed)
     heads = heads_of(cfg, spec)
     return runner.Program(state=state, chunk=make_train_chunk(net, spec, tc, aug, cfg.train.chunk_size),
@@ -215,12 +237,12 @@ class _Evaluator(runner.Evaluator):
 
     def __call__(self, trained: Mapping[str, runner.Trained]):
         cfg, e = self.cfg, self.cfg.eval
-        _, _, ec = configs(cfg)
+        tc, _, ec = configs(cfg)
         records = []
         for method, t in trained.items():
             model, extra = t.program.model, t.state.extra
             best = {"params": extra["best_params"], "batch_stats": extra["best_batch_stats"]}
-            evaluator = Evaluator(model.net, model.spec, ec)
+            evaluator = Evaluator(model.net, model.spec, ec, tc)
             for n_way, k_shot in e.settings:
                 accs = evaluator.accuracies(best, self.data.device["test"], n_way=n_way, k_shot=k_shot,
                                             n_query=e.n_query, num_tasks=e.num_tasks,
@@ -233,6 +255,8 @@ class _Evaluator(runner.Evaluator):
                                     "test_split": cfg.data.test_split,
                                     "selected_step": int(extra["best_step"]),
                                     "val_accuracy": round(float(extra["best_val"]), 3),
+                                    "head_algorithms": [f"{f}:{a}" for f, a in model.spec.head_algorithms(h)],
+                                    "meta_algorithm": model.spec.meta, "pretrain": model.spec.pretrain,
                                     "params": model.num_params, "seed": cfg.seed})
         return records
 
@@ -243,13 +267,13 @@ def results_table(records) -> str:
     rows = list(dict.fromkeys((r["method"], r["head"]) for r in records))
     by = {(r["method"], r["head"], r["n_way"], r["k_shot"]): r for r in records}
     w = 16
-    lines = [f"{'method':<12}{'head':<10}" + "".join(f"{f'{n}-way {k}-shot':>{w}}" for n, k in settings)]
+    lines = [f"{'method':<15}{'head':<10}" + "".join(f"{f'{n}-way {k}-shot':>{w}}" for n, k in settings)]
     for method, head in rows:
         cells = []
         for n, k in settings:
             r = by.get((method, head, n, k))
             cells.append(f"{r['accuracy']:.2f} ± {r['ci95']:.2f}" if r else "-")
-        lines.append(f"{method:<12}{head:<10}" + "".join(f"{c:>{w}}" for c in cells))
+        lines.append(f"{method:<15}{head:<10}" + "".join(f"{c:>{w}}" for c in cells))
     return "\n".join(lines)
 
 

@@ -22,23 +22,48 @@ since MAML's inner loop never updates running averages.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from omni_jax.algorithms.gnn import GraphNetwork
+from omni_jax.algorithms.matchingnet import FullContextEmbedding
+from omni_jax.algorithms.relationnet import RelationModule
 from omni_jax.classification.methods import MethodSpec
 from omni_jax.nn.convnets import FewShotNet, make_backbone
 
 
+def meta_module(spec: MethodSpec, *, fce: bool = True, relation_hidden: int = 8, gnn_embed_dim: int = 128,
+                gnn_features: int = 96) -> Tuple[Optional[nn.Module], str]:
+    """The meta algorithm's learnable module and the backbone output it reads (``(None, "features")``
+    for ProtoNet, MAML and MatchingNet without full context embeddings)."""
+    if spec.meta == "matching" and fce:
+        return FullContextEmbedding(), "features"
+    if spec.meta == "relation":
+        return RelationModule(hidden=relation_hidden), "feature_map"
+    if spec.meta == "gnn":
+        return GraphNetwork(embed_dim=gnn_embed_dim, nf=gnn_features), "features"
+    return None, "features"
+
+
 def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: int, *,
               num_plain: int = 0, star: bool = False, width: int = 64, pool: str = "reshape",
-              drop_rate: float = 0.1, depth: int = 4) -> FewShotNet:
+              drop_rate: float = 0.1, depth: int = 4, fce: bool = True, relation_hidden: int = 8,
+              gnn_embed_dim: int = 128, gnn_features: int = 96) -> FewShotNet:
+    """The method's network: the backbone (Conv-4 without the last two max-pools for RelationNet,
+    Chen et al.'s ``Conv4NP``), the pre-training head of ``spec.pretrain``, MAML's episode head, and
+    the meta algorithm's module (see :func:`meta_module`)."""
+    unpooled = min(2, depth) if (spec.meta == "relation" and backbone == "conv4") else 0
     bb = make_backbone(backbone, omni=spec.omni, num_plain=num_plain, star=star, width=width, pool=pool,
-                       drop_rate=drop_rate, depth=depth)
+                       drop_rate=drop_rate, depth=depth, unpooled=unpooled)
+    module, meta_input = meta_module(spec, fce=fce, relation_hidden=relation_hidden, gnn_embed_dim=gnn_embed_dim,
+                                     gnn_features=gnn_features)
     return FewShotNet(bb, num_classes=num_classes, omni=spec.omni,
-                      episode_ways=episode_ways if spec.meta == "maml" else 0, twin=spec.twin)
+                      episode_ways=episode_ways if spec.meta == "maml" else 0, twin=spec.twin,
+                      head_kind=spec.pretrain, meta_module=module, meta_input=meta_input,
+                      meta_ways=episode_ways if module is not None else 0)
 
 
 def init_variables(net: FewShotNet, key: jax.Array, image_shape) -> dict:
@@ -64,6 +89,19 @@ class StatsThread:
 
     def fn(self, output: str):
         return lambda params, x, flow: self.apply(params, x, flow, output)
+
+    def module(self, params, flow: str, *args):
+        """The flow's meta module (``FewShotNet.meta_head``) in training mode, statistics threaded as above."""
+        out, new = self.net.apply({"params": params, "batch_stats": self.stats}, *args, flow, train=True,
+                                  method="meta_head", mutable=["batch_stats"])
+        if params is self.student:
+            self.stats = new["batch_stats"]
+        return out
+
+
+def eval_module(net: FewShotNet, variables: dict, flow: str, *args):
+    """The flow's meta module at test time (BatchNorm with its running averages)."""
+    return net.apply(variables, *args, flow, train=False, method="meta_head")
 
 
 def eval_apply(net: FewShotNet, variables: dict, x, flow: str, output: str = "features",

@@ -5,9 +5,10 @@
     make_train_chunk(...)    -> a Chunk: (state, split) -> (state, metrics), ``chunk_size`` steps per call
     make_train_update(...)   -> (state, batch, episode) -> (state, metrics), the step on given data
 
-Each step draws a mini-batch (cross-entropy pre-training, Eq. 16) and an
-N-way K-shot episode (ProtoNet, Eq. 20, or MAML, Eq. 19) from the training
-split on the device, augments them, and takes one Adam step on the
+Each step draws a mini-batch (cross-entropy pre-training, Eq. 16, on the
+linear or Baseline++'s cosine head) and N-way K-shot episodes (ProtoNet, Eq.
+20; MAML, Eq. 19, ``maml_tasks`` of them; MatchingNet, RelationNet or the GNN,
+see ``omni_jax.algorithms``) from the training split on the device, augments them, and takes one Adam step on the
 Omni-Loss (Eq. 15) of the method's terms (see ``methods.py``).
 """
 from __future__ import annotations
@@ -19,9 +20,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from omni_jax.algorithms.gnn import gnn
 from omni_jax.algorithms.maml import maml
+from omni_jax.algorithms.matchingnet import matchingnet
 from omni_jax.algorithms.pretrain import cross_entropy, cross_entropy_pretrain
 from omni_jax.algorithms.protonet import protonet
+from omni_jax.algorithms.relationnet import relationnet
 from omni_jax.classification.augment import AugmentConfig, augment
 from omni_jax.classification.episodes import DeviceSplit, sample_batch, sample_episode
 from omni_jax.classification.methods import MethodSpec
@@ -37,13 +41,19 @@ class TrainConfig:
     n_way: int = 5
     k_shot: int = 5
     n_query: int = 16
-    meta_batch: int = 1
+    meta_batch: int = 1         # episodes per step (all meta algorithms but MAML)
     lr: float = 1e-3
     ema_decay: float = 0.99
     maml_inner_lr: float = 0.01
-    maml_steps: int = 1
-    maml_first_order: bool = True
+    maml_steps: int = 5         # Chen et al.'s MAML: 5 inner steps, 4 tasks per meta-batch
+    maml_tasks: int = 4         # episodes per step for MAML
+    maml_first_order: bool = False
+    matching_fce: bool = True   # MatchingNet's full context embeddings (the module exists iff on)
+    matching_scale: float = 100.0
     distill_on: str = "probs"   # what R_pre / R_meta compare: "probs" (softmax) or "logits"
+
+    def episodes_per_step(self, spec: MethodSpec) -> int:
+        return self.maml_tasks if spec.meta == "maml" else self.meta_batch
 
 
 def make_optimizer(spec: MethodSpec, tc: TrainConfig) -> optax.GradientTransformation:
@@ -73,17 +83,33 @@ def _outputs(algorithm, distill_on: str):
     return probs
 
 
+def meta_algorithm(thread, spec: MethodSpec, tc: TrainConfig, outputs: Optional[str] = None):
+    """The method's meta-training algorithm ``(params, episode, flow) -> (loss, outputs)`` on the
+    apply functions of ``thread`` (a :class:`StatsThread`, or anything with ``fn(output)`` and
+    ``module(params, flow, *args)``); ``outputs`` defaults to ``tc.distill_on``."""
+    outputs = outputs or tc.distill_on
+    if spec.meta == "proto":
+        return protonet(thread.fn("features"), tc.n_way, outputs=outputs)
+    if spec.meta == "maml":
+        return _outputs(maml(thread.fn("episode"), cross_entropy, inner_lr=tc.maml_inner_lr,
+                             num_steps=tc.maml_steps, first_order=tc.maml_first_order), outputs)
+    if spec.meta == "matching":
+        return matchingnet(thread.fn("features"), thread.module if tc.matching_fce else None, tc.n_way,
+                           scale=tc.matching_scale, outputs=outputs)
+    if spec.meta == "relation":
+        return relationnet(thread.fn("feature_map"), thread.module, tc.n_way, outputs=outputs)
+    if spec.meta == "gnn":
+        return gnn(thread.fn("features"), thread.module, tc.n_way, outputs=outputs)
+    raise ValueError(f"unknown meta algorithm {spec.meta!r}")
+
+
 def make_loss_fn(net: FewShotNet, spec: MethodSpec, tc: TrainConfig) -> Callable:
     """``(params, teacher, batch_stats, rng, batch, episode) -> (loss, (metrics, new_batch_stats))``."""
 
     def loss_fn(params, teacher, stats, rng, batch, episode):
         thread = StatsThread(net, params, stats, rng)
         pre = _outputs(cross_entropy_pretrain(thread.fn("logits")), tc.distill_on)
-        if spec.meta == "proto":
-            meta = protonet(thread.fn("features"), tc.n_way, outputs=tc.distill_on)
-        else:
-            meta = _outputs(maml(thread.fn("episode"), cross_entropy, inner_lr=tc.maml_inner_lr,
-                                 num_steps=tc.maml_steps, first_order=tc.maml_first_order), tc.distill_on)
+        meta = meta_algorithm(thread, spec, tc)
         total, metrics = omni_loss(params, teacher, batch, episode, pre_algorithm=pre, meta_algorithm=meta,
                                    weights=spec.weights)
         return total, (metrics, thread.stats)
@@ -99,9 +125,8 @@ def sample_training_data(key, split: DeviceSplit, spec: MethodSpec, tc: TrainCon
         b = sample_batch(k_b, split, tc.batch_size)
         batch = {"x": augment(k_ab, b["x"], aug), "y": b["y"]}
     if spec.weights.needs_meta_data:
-        eps = jax.vmap(lambda k: sample_episode(k, split, tc.n_way, tc.k_shot, tc.n_query))(
-            jax.random.split(k_e, tc.meta_batch))
-        t, s, q = tc.meta_batch, tc.n_way * tc.k_shot, tc.n_way * tc.n_query
+        t, s, q = tc.episodes_per_step(spec), tc.n_way * tc.k_shot, tc.n_way * tc.n_query
+        eps = jax.vmap(lambda k: sample_episode(k, split, tc.n_way, tc.k_shot, tc.n_query))(jax.random.split(k_e, t))
         x = jnp.concatenate([eps["support"]["x"].reshape((t * s,) + eps["support"]["x"].shape[2:]),
                              eps["query"]["x"].reshape((t * q,) + eps["query"]["x"].shape[2:])])
         x = augment(k_ae, x, aug)

@@ -39,21 +39,28 @@ def get_config() -> ml_collections.ConfigDict:
     m.star = False                  # plain backbone with the Omni parameter count (ResNet-18*, Table 7)
     m.pool = "reshape"              # 2x2 max-pool: "reshape" (fast on CPU) or "window"
     m.drop_rate = 0.1               # ResNet-12 DropBlock
+    m.fce = True                    # MatchingNet's full context embeddings (Vinyals et al.; Chen et al.)
+    m.relation_hidden = 8           # RelationNet's relation module: hidden units of its first FC layer
+    m.gnn_embed_dim = 128           # GNN: node embedding (Dense + BatchNorm of the backbone's features)
+    m.gnn_features = 96             # GNN: nf (each of the 2 dense graph layers adds nf/2 features)
 
-    c.omni = omni_group(lam=3.0, ema_decay=0.99)   # Omni-Loss terms (Table 6) of omni_proto / omni_maml
+    c.omni = omni_group(lam=3.0, ema_decay=0.99)   # Omni-Loss terms (Table 6) of the omni_* methods
 
     c.train = t = ml_collections.ConfigDict()
-    t.methods = ("omni_proto",)     # any of omni_proto, protonet, baseline, maml, omni_maml, ensemble, joint; --method
+    t.methods = ("omni_proto",)     # see omni_jax.classification.methods.METHODS; --method
+    t.pretrain = "linear"           # the pre-training algorithm (and test-time new head): linear (Baseline), cosine (Baseline++)
     t.num_steps = 20000
     t.batch_size = 64               # the standard mini-batch (pre-training)
     t.n_way = 5                     # the training episode (meta-training)
     t.k_shot = 5
     t.n_query = 16
-    t.meta_batch = 1
+    t.meta_batch = 1                # episodes per step (every meta algorithm but MAML)
     t.lr = 1e-3                     # Adam
-    t.maml_inner_lr = 0.01
-    t.maml_steps = 1
-    t.maml_first_order = True
+    t.maml_inner_lr = 0.01          # MAML as Chen et al.: 5 inner steps (training and test), 4 tasks per step
+    t.maml_steps = 5
+    t.maml_tasks = 4
+    t.maml_first_order = False      # True: first-order MAML (Chen et al.'s maml_approx)
+    t.matching_scale = 100.0        # MatchingNet: softmax over scale * relu(cosine) (Chen et al.)
     t.distill_on = "probs"          # R_pre/R_meta compare softmax outputs ("probs") or raw logits ("logits")
     t.chunk_size = 100
     t.ckpt_every = 1000
@@ -66,12 +73,15 @@ def get_config() -> ml_collections.ConfigDict:
     e.settings = ((5, 1), (5, 5))   # (n_way, k_shot) test settings
     e.heads = ("default",)          # any of joint/pre/meta/ensemble; "default": each method's own head
     e.seed = 1234                   # test tasks are the same for every method
-    e.finetune_epochs = 100         # Baseline's new linear head (Chen et al.)
+    e.finetune_epochs = 100         # the pre-training algorithm's new head (Chen et al.): epochs over the support set
     e.finetune_batch = 4
-    e.finetune_lr = 0.01
+    e.finetune_lr = 0.01            # torch.optim.SGD(lr, momentum, dampening, weight_decay) as Chen et al.
     e.finetune_momentum = 0.9
+    e.finetune_dampening = 0.9
     e.finetune_weight_decay = 1e-3
-    e.maml_steps = 10
+    e.finetune_backbone_steps = 0   # > 0: then fine-tune the backbone with the head (paper §4.3) this many steps
+    e.finetune_backbone_lr = 1e-3
+    e.maml_steps = 5
     e.maml_lr = 0.01
     e.images_per_call = 2048
     return c

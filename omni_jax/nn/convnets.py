@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from omni_jax.nn.layers import BRANCHES, FlowBatchNorm, OmniConv, OmniHead, check_flow
+from omni_jax.nn.layers import BRANCHES, FLOWS, FlowBatchNorm, OmniConv, OmniHead, check_flow
 
 BACKBONES = ("conv4", "resnet10", "resnet12", "resnet18")
 
@@ -181,7 +181,9 @@ class ConvBNAct(nn.Module):
 
 
 class Conv4(nn.Module):
-    """Conv-4; returns the flattened feature map (64 for 28x28 inputs, 1600 for 84x84)."""
+    """Conv-4; returns the flattened feature map (64 for 28x28 inputs, 1600 for 84x84), or the map
+    itself with ``feature_map=True``. ``unpooled=2`` leaves out the max-pool of the last two blocks
+    (Chen et al.'s ``Conv4NP``, the RelationNet backbone: 7x7 maps for 28x28 inputs)."""
 
     width: int = 64
     depth: int = 4
@@ -190,16 +192,19 @@ class Conv4(nn.Module):
     star: bool = False
     pool: str = "reshape"
     fused: bool = True   # Omni-Layers as one convolution each (FusedOmniConv)
+    unpooled: int = 0    # the last n blocks have no max-pool
 
     @nn.compact
-    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None):
+    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None,
+                 feature_map: bool = False):
         bn_train = train if bn_train is None else bn_train
         pool = POOLS[self.pool]
         for i in range(self.depth):
             x = ConvBNAct(self.width, omni=self.omni and i >= self.num_plain, star=self.star, fused=self.fused,
                           name=f"block{i}")(x, flow, bn_train)
-            x = pool(x)
-        return x.reshape(x.shape[0], -1)
+            if i < self.depth - self.unpooled:
+                x = pool(x)
+        return x if feature_map else x.reshape(x.shape[0], -1)
 
 
 class BasicBlock(nn.Module):
@@ -230,7 +235,8 @@ class ResNet(nn.Module):
     star: bool = False
 
     @nn.compact
-    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None):
+    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None,
+                 feature_map: bool = False):
         bn_train = train if bn_train is None else bn_train
         x = ConvBNAct(self.widths[0], (7, 7), (2, 2), self.omni and self.num_plain == 0, self.star,
                       name="stem")(x, flow, bn_train)
@@ -242,7 +248,7 @@ class ResNet(nn.Module):
                 x = BasicBlock(w, stride, self.omni and k >= self.num_plain, self.star,
                                name=f"block{k}")(x, flow, bn_train)
                 k += 1
-        return jnp.mean(x, axis=(1, 2))
+        return x if feature_map else jnp.mean(x, axis=(1, 2))
 
 
 class ResNet12Block(nn.Module):
@@ -273,26 +279,31 @@ class ResNet12(nn.Module):
     drop_rate: float = 0.1
 
     @nn.compact
-    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None):
+    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None,
+                 feature_map: bool = False):
         bn_train = train if bn_train is None else bn_train
         for i, w in enumerate(self.widths):
             last_two = i >= len(self.widths) - 2
             x = ResNet12Block(w, self.omni and i >= self.num_plain, self.star,
                               self.drop_rate if last_two else 0.0, 5 if last_two else 1,
                               name=f"block{i}")(x, flow, bn_train, train)
-        return jnp.mean(x, axis=(1, 2))
+        return x if feature_map else jnp.mean(x, axis=(1, 2))
 
 
 def make_backbone(name: str, *, omni: bool = True, num_plain: int = 0, star: bool = False,
                   width: int = 64, pool: str = "reshape", drop_rate: float = 0.1, depth: int = 4,
-                  fused: bool = True) -> nn.Module:
-    """A backbone by name (``BACKBONES``); raises ``ValueError`` for an unknown one."""
+                  fused: bool = True, unpooled: int = 0) -> nn.Module:
+    """A backbone by name (``BACKBONES``); raises ``ValueError`` for an unknown one. ``unpooled``
+    (Conv-4 only) leaves out the max-pool of the last blocks (``Conv4NP``)."""
+    if unpooled and name != "conv4":
+        raise ValueError(f"unpooled applies to conv4 only, not {name}")
     if star and omni:
         raise ValueError("star=True is the plain backbone with the Omni parameter count; it needs omni=False")
     if pool not in POOLS:
         raise ValueError(f"unknown pool {pool!r}; expected one of {sorted(POOLS)}")
     if name == "conv4":
-        return Conv4(width=width, depth=depth, omni=omni, num_plain=num_plain, star=star, pool=pool, fused=fused)
+        return Conv4(width=width, depth=depth, omni=omni, num_plain=num_plain, star=star, pool=pool, fused=fused,
+                     unpooled=unpooled)
     if name == "resnet10":
         return ResNet(stages=(1, 1, 1, 1), omni=omni, num_plain=num_plain, star=star)
     if name == "resnet18":
@@ -302,15 +313,72 @@ def make_backbone(name: str, *, omni: bool = True, num_plain: int = 0, star: boo
     raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
 
 
+def cosine_classifier_logits(x: jnp.ndarray, v: jnp.ndarray, g: jnp.ndarray, scale: float) -> jnp.ndarray:
+    """Baseline++'s scores (Chen et al.'s ``distLinear``): ``scale · <x/(|x|+1e-5), g_k v_k/|v_k|>``,
+    ``[B, D] x v [D, N], g [N] -> [B, N]``; the class weight's norm ``g_k`` is learned (PyTorch's
+    ``WeightNorm(dim=0)``)."""
+    xn = x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-5)
+    w = v * (g / jnp.linalg.norm(v, axis=0))[None, :]
+    return scale * (xn @ w)
+
+
+def cosine_scale(num_classes: int) -> float:
+    """Chen et al.'s fixed scale of the cosine classifier: 2 for up to 200 classes, 10 above."""
+    return 2.0 if num_classes <= 200 else 10.0
+
+
+class CosineDense(nn.Module):
+    """Baseline++'s classifier (:func:`cosine_classifier_logits`), ``nn.Linear``'s init for ``v``
+    (uniform ±1/√D) and ``g = |v_k|``."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x):
+        d = x.shape[-1]
+        bound = 1.0 / d ** 0.5
+        v = self.param("v", lambda k, s: jax.random.uniform(k, s, minval=-bound, maxval=bound), (d, self.features))
+        g = self.param("g", lambda k: jnp.linalg.norm(v, axis=0))
+        return cosine_classifier_logits(x, v, g, cosine_scale(self.features))
+
+
+class OmniCosineHead(nn.Module):
+    """The Omni-Head (§4.1) with Baseline++'s cosine classifiers: one per flow (one with ``omni=False``)."""
+
+    features: int
+    omni: bool = True
+
+    @nn.compact
+    def __call__(self, h, flow: str = "joint"):
+        check_flow(flow)
+        if not self.omni:
+            return CosineDense(self.features, name="joint")(h)
+        if self.is_initializing():
+            return {n: CosineDense(self.features, name=n)(h) for n in FLOWS}[flow]
+        return CosineDense(self.features, name=flow)(h)
+
+
+HEAD_KINDS = ("linear", "cosine")
+META_FLOWS = ("joint", "meta")   # the flows a meta-training algorithm trains (Eq. 7, Eq. 12)
+
+
 class FewShotNet(nn.Module):
     """A backbone F and an Omni-Head H (Figure 4) for classification.
 
     ``output``:
-      * ``"features"``: the flow's representation F_flow(x) (what ProtoNet and
-        the test-time heads use);
+      * ``"features"``: the flow's representation F_flow(x) (what ProtoNet, MatchingNet, the GNN
+        and the test-time heads use);
+      * ``"feature_map"``: the un-pooled feature map ``[B, h, w, c]`` (RelationNet's);
       * ``"logits"``: H_flow(F_flow(x)) over the ``num_classes`` training
-        classes (the cross-entropy pre-training head, Eq. 16);
+        classes (the pre-training head: linear, Eq. 16, or Baseline++'s cosine with ``head_kind="cosine"``);
       * ``"episode"``: an ``episode_ways``-way head (MAML's head, Eq. 19).
+
+    ``meta_module`` is the meta-training algorithm's learnable module, if it has one (MatchingNet's
+    full context embeddings, RelationNet's relation module, the GNN): a Flax module called as
+    ``module(support_f [T,S,...], support_onehot [T,S,N], query_f [T,Q,...], train)``. The network
+    holds one copy per flow a meta algorithm trains (joint and meta) in an Omni-Net, one otherwise;
+    :meth:`meta_head` applies the flow's copy. ``meta_input`` is the output the module reads
+    (``"features"`` or ``"feature_map"``) and ``meta_ways`` the N it is initialised with.
 
     ``twin=True`` holds two independent plain networks, one for the pre-flow
     and one for the meta-flow (the "Ensemble" comparison: a pre-trained and a
@@ -322,35 +390,75 @@ class FewShotNet(nn.Module):
     omni: bool = True
     episode_ways: int = 0
     twin: bool = False
+    head_kind: str = "linear"
+    meta_module: Optional[nn.Module] = None
+    meta_input: str = "features"
+    meta_ways: int = 0
 
     def setup(self):
+        if self.head_kind not in HEAD_KINDS:
+            raise ValueError(f"head_kind must be one of {HEAD_KINDS}, got {self.head_kind!r}")
+        make_head = ((lambda n, omni: OmniCosineHead(n, omni=omni)) if self.head_kind == "cosine"
+                     else (lambda n, omni: OmniHead(n, omni=omni)))
         if self.twin:
+            if self.meta_module is not None:
+                raise ValueError("twin networks (Ensemble) take no meta module")
             self.twin_backbones = [self.backbone.clone(name=None), self.backbone.clone(name=None)]
-            self.twin_heads = [OmniHead(self.num_classes, omni=False), OmniHead(self.num_classes, omni=False)]
+            self.twin_heads = [make_head(self.num_classes, False), make_head(self.num_classes, False)]
             if self.episode_ways:
                 self.twin_episode = [OmniHead(self.episode_ways, omni=False),
                                      OmniHead(self.episode_ways, omni=False)]
         else:
             self.body = self.backbone.clone(name=None)
-            self.head = OmniHead(self.num_classes, omni=self.omni)
+            self.head = make_head(self.num_classes, self.omni)
             if self.episode_ways:
                 self.episode_head = OmniHead(self.episode_ways, omni=self.omni)
+            if self.meta_module is not None:
+                if self.meta_ways <= 0 or self.meta_input not in ("features", "feature_map"):
+                    raise ValueError(f"a meta module needs meta_ways > 0 and meta_input features or feature_map, "
+                                     f"got {self.meta_ways}, {self.meta_input!r}")
+                flows = META_FLOWS if self.omni else ("joint",)
+                self.meta_heads = {f: self.meta_module.clone(name=None) for f in flows}
+
+    def _meta_copy(self, flow: str) -> str:
+        check_flow(flow)
+        if not self.omni:
+            return "joint"
+        if flow not in META_FLOWS:
+            raise ValueError(f"the meta module exists for the flows {META_FLOWS}, not {flow!r}")
+        return flow
+
+    def meta_head(self, support_f, support_onehot, query_f, flow: str = "joint", *, train: bool = False):
+        """The flow's meta module on a batch of tasks (see the class doc)."""
+        if self.meta_module is None:
+            raise ValueError("this network has no meta module")
+        return self.meta_heads[self._meta_copy(flow)](support_f, support_onehot, query_f, train=train)
 
     def __call__(self, x, flow: str = "joint", *, output: str = "logits", train: bool = False,
                  bn_train: Optional[bool] = None):
         check_flow(flow)
-        if output not in ("features", "logits", "episode"):
-            raise ValueError(f"output must be features, logits or episode, got {output!r}")
+        if output not in ("features", "feature_map", "logits", "episode"):
+            raise ValueError(f"output must be features, feature_map, logits or episode, got {output!r}")
         if self.twin:
+            if output == "feature_map":
+                raise ValueError("twin networks give no feature maps")
             if self.is_initializing():
                 outs = [self._twin(i, x, output, train, bn_train) for i in (0, 1)]
                 return outs[1 if flow == "meta" else 0]
             return self._twin(1 if flow == "meta" else 0, x, output, train, bn_train)
+        if output == "feature_map" and not self.is_initializing():
+            return self.body(x, flow, train=train, bn_train=bn_train, feature_map=True)
         h = self.body(x, flow, train=train, bn_train=bn_train)
         if self.is_initializing():
             logits = self.head(h, flow)
             ep = self.episode_head(h, flow) if self.episode_ways else None
-            return {"features": h, "logits": logits, "episode": ep}[output]
+            fmap = self.body(x, flow, train=train, bn_train=bn_train, feature_map=True)
+            if self.meta_module is not None:
+                f = (fmap if self.meta_input == "feature_map" else h)[None]
+                onehot = jax.nn.one_hot(jnp.arange(x.shape[0]) % self.meta_ways, self.meta_ways)[None]
+                for copy in self.meta_heads.values():
+                    copy(f, onehot, f, train=False)
+            return {"features": h, "feature_map": fmap, "logits": logits, "episode": ep}[output]
         if output == "features":
             return h
         if output == "logits":

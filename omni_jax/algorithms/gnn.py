@@ -1,0 +1,130 @@
+"""Few-shot learning with graph neural networks (Garcia & Bruna 2018), as ``GNN_nl`` in the code
+of Garcia & Bruna used by Chen et al.'s successors (Tseng et al.'s cross-domain few-shot repository).
+
+Each query gets its own graph (the few-shot setting of Garcia & Bruna §4:
+one unlabelled node): the S support nodes and the query node. A node's
+features are its embedding (the backbone's vector through a Dense layer of
+``embed_dim`` units and BatchNorm, the ``fc`` of that code) joined with its
+label, one-hot for the support and uniform (1/N) for the query
+(Garcia & Bruna Eq. 4, h(l) = the label's one-hot or the uniform
+distribution). Then, with x^(0) the node features:
+
+* learned adjacency (Eq. 3, ``Wcompute``): Ã_ij = MLP(|x_i - x_j|), an MLP
+  of four 1x1 layers (widths 2F, 2F, F, F for F input features; BatchNorm
+  and leaky ReLU each) and a last layer to one value; the diagonal is
+  excluded and each row is softmax-normalised: A_i· = softmax_j≠i(Ã_ij);
+* graph convolution (Eq. 2, ``Gconv``): x' = ρ(BN(Dense([x, A x]))), the
+  operator family {I, A};
+* dense connections: x^(k+1) = [x^(k), x'] (``num_layers`` = 2 layers of
+  ``nf/2`` new features each), then a last adjacency and graph convolution to
+  N values without BatchNorm or activation: the query node's class logits.
+
+Trained with cross-entropy on the query logits. Outputs (R_meta's target):
+the logits ``[T, Q, N]`` (or their softmax with ``outputs="probs"``). The
+network is equivariant to the order of the support nodes, so the query logits
+do not depend on the order of the support set.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from omni_jax.algorithms.episodic import EmbedFn, ModuleFn, check_outputs, embed_episode, one_hot
+from omni_jax.nn.layers import BatchNorm
+
+
+def pairwise_abs_differences(x: jnp.ndarray) -> jnp.ndarray:
+    """``|x_i - x_j|``: ``[B, V, F] -> [B, V, V, F]``."""
+    return jnp.abs(x[:, :, None, :] - x[:, None, :, :])
+
+
+def softmax_adjacency(scores: jnp.ndarray) -> jnp.ndarray:
+    """Rows of ``scores [B, V, V]`` softmax-normalised over j ≠ i (the diagonal gets 0): each row sums to 1."""
+    v = scores.shape[-1]
+    return jax.nn.softmax(jnp.where(jnp.eye(v, dtype=bool), -jnp.inf, scores), axis=-1)
+
+
+def node_features(support_z: jnp.ndarray, support_onehot: jnp.ndarray, query_z: jnp.ndarray) -> jnp.ndarray:
+    """One graph per query: ``[T, S, E], [T, S, N], [T, Q, E] -> [T*Q, S+1, E+N]``, the support nodes
+    (embedding, one-hot label) then the query node (embedding, uniform label)."""
+    t, s, e = support_z.shape
+    q, n = query_z.shape[1], support_onehot.shape[-1]
+    support = jnp.concatenate([support_z, support_onehot], axis=-1)                       # [T, S, E+N]
+    query = jnp.concatenate([query_z, jnp.full((t, q, n), 1.0 / n, query_z.dtype)], axis=-1)  # [T, Q, E+N]
+    nodes = jnp.concatenate([jnp.broadcast_to(support[:, None], (t, q, s, e + n)), query[:, :, None]], axis=2)
+    return nodes.reshape(t * q, s + 1, e + n)
+
+
+class Adjacency(nn.Module):
+    """``Wcompute``: the learned, row-softmax adjacency ``[B, V, F] -> [B, V, V]`` (see the module doc)."""
+
+    hidden: Tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        h = pairwise_abs_differences(x)
+        for i, width in enumerate(self.hidden):
+            h = nn.Dense(width, name=f"layer{i}")(h)
+            h = nn.leaky_relu(BatchNorm(name=f"bn{i}")(h, use_running_average=not train), 0.01)
+        return softmax_adjacency(nn.Dense(1, name="last")(h)[..., 0])
+
+
+class GraphConv(nn.Module):
+    """``Gconv`` with the operators {I, A}: ``Dense([x, A x])``, BatchNorm unless last."""
+
+    features: int
+    batch_norm: bool = True
+
+    @nn.compact
+    def __call__(self, adjacency, x, train: bool = False):
+        y = nn.Dense(self.features, name="fc")(jnp.concatenate([x, adjacency @ x], axis=-1))
+        return BatchNorm(name="bn")(y, use_running_average=not train) if self.batch_norm else y
+
+
+class GraphNetwork(nn.Module):
+    """Garcia & Bruna's GNN: ``(support_f [T,S,D], support_onehot [T,S,N], query_f [T,Q,D], train)
+    -> query logits [T, Q, N]``."""
+
+    embed_dim: int = 128
+    nf: int = 96
+    num_layers: int = 2
+
+    @nn.compact
+    def __call__(self, support_f, support_onehot, query_f, train: bool = False):
+        if support_f.ndim != 3 or query_f.ndim != 3 or support_onehot.shape[:2] != support_f.shape[:2]:
+            raise ValueError(f"GNN expects [T, S, D], [T, S, N], [T, Q, D], got {support_f.shape}, "
+                             f"{support_onehot.shape}, {query_f.shape}")
+        t, s, _ = support_f.shape
+        q, n = query_f.shape[1], support_onehot.shape[-1]
+        z = nn.Dense(self.embed_dim, name="embed")(jnp.concatenate([support_f, query_f], axis=1))
+        z = BatchNorm(name="embed_bn")(z, use_running_average=not train)
+        x = node_features(z[:, :s], support_onehot, z[:, s:])                 # [T*Q, S+1, E+N]
+        for i in range(self.num_layers):
+            f = x.shape[-1]
+            a = Adjacency((2 * f, 2 * f, f, f), name=f"adjacency{i}")(x, train)
+            x_new = nn.leaky_relu(GraphConv(self.nf // 2, name=f"gconv{i}")(a, x, train), 0.01)
+            x = jnp.concatenate([x, x_new], axis=-1)
+        a = Adjacency((2 * self.nf, 2 * self.nf, self.nf, self.nf), name="adjacency_last")(x, train)
+        out = GraphConv(n, batch_norm=False, name="gconv_last")(a, x, train)   # [T*Q, S+1, N]
+        return out[:, -1].reshape(t, q, n)
+
+
+def gnn(embed_fn: EmbedFn, module_fn: ModuleFn, n_way: int, outputs: str = "logits"):
+    """GNN meta-loss over a batch of episodes: ``(mean query cross-entropy, outputs [T, Q, n_way])``.
+    ``module_fn(params, flow, support_f, support_onehot, query_f)`` applies the flow's
+    :class:`GraphNetwork`."""
+    check_outputs(outputs)
+
+    def meta_loss(params, episode, flow):
+        fs, fq = embed_episode(embed_fn, params, episode, flow)
+        if fs.ndim != 3:
+            raise ValueError(f"the GNN needs feature vectors [T, S, D], got {fs.shape}")
+        logits = module_fn(params, flow, fs, one_hot(episode["support"]["y"], n_way, fs.dtype), fq)
+        loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, episode["query"]["y"]))
+        return loss, (jax.nn.softmax(logits) if outputs == "probs" else logits)
+
+    return meta_loss
