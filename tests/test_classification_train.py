@@ -138,3 +138,35 @@ def test_cli_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, 
     err = capsys.readouterr().err.strip()
     assert err.startswith("omni-jax: error:") and message in err and "\n" not in err
     assert not wd.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["matchingnet", "omni_matching", "relationnet", "omni_relation", "gnn", "omni_gnn",
+                                    "baseline_pp"])
+def test_each_new_method_trains_and_tests_from_the_command_line(tmp_path, method):
+    wd = tmp_path / method
+    argv = ["classify", "--quick", "--dataset", "synthetic", "--method", method, "--workdir", str(wd),
+            "--config.model.gnn_embed_dim=8", "--config.model.gnn_features=6", "--config.train.num_steps=2",
+            "--config.eval.heads=('default', 'ensemble')"
+            ] + [a for a in SMALL if not a.startswith("--config.train.num_steps")]
+    assert cli.main(argv) == 0
+    records = json.loads((wd / "results.json").read_text())
+    spec = method_spec(method)
+    assert [r["head"] for r in records] == list(dict.fromkeys([spec.default_head, "ensemble"]))
+    for r in records:
+        assert r["method"] == method and 0 <= r["accuracy"] <= 100 and r["pretrain"] == spec.pretrain
+        assert r["head_algorithms"] == [f"{f}:{a}" for f, a in spec.head_algorithms(r["head"])]
+    lines = [json.loads(l) for l in (wd / method / "metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["step"] == 2 and np.isfinite(lines[-1]["loss/total"]) and lines[-1]["skipped_total"] == 0
+
+
+@pytest.mark.slow
+def test_pretrain_cosine_and_maml_first_order_from_the_config(tmp_path):
+    wd = tmp_path / "run"
+    argv = ["classify", "--dataset", "synthetic", "--method", "omni_maml,joint", "--workdir", str(wd),
+            "--config.train.pretrain=cosine", "--config.train.maml_first_order=True", "--config.train.maml_tasks=2",
+            "--config.eval.finetune_backbone_steps=2", "--config.train.num_steps=2"
+            ] + [a for a in SMALL if not a.startswith("--config.train.num_steps")]
+    assert cli.main(argv) == 0
+    records = json.loads((wd / "results.json").read_text())
+    assert {r["pretrain"] for r in records} == {"cosine"} and {r["method"] for r in records} == {"omni_maml", "joint"}

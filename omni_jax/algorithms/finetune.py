@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from omni_jax.nn.convnets import cosine_classifier_logits, cosine_scale
+
 HEADS = ("linear", "cosine")
 
 
@@ -56,19 +58,6 @@ class FinetuneConfig:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
 
 
-def cosine_scale(n_way: int) -> float:
-    """Chen et al.'s fixed scale of the cosine classifier: 2 for <= 200 classes, else 10."""
-    return 2.0 if n_way <= 200 else 10.0
-
-
-def cosine_logits(x: jnp.ndarray, v: jnp.ndarray, g: jnp.ndarray, scale: float) -> jnp.ndarray:
-    """Baseline++ scores ``scale · cos``-like: ``[B, D] x v [D, N], g [N] -> [B, N]`` (distLinear with
-    WeightNorm: the class weight is ``g_k v_k / |v_k|``)."""
-    xn = x / (jnp.linalg.norm(x, axis=-1, keepdims=True) + 1e-5)
-    w = v * (g / jnp.linalg.norm(v, axis=0))[None, :]
-    return scale * (xn @ w)
-
-
 def init_head(key: jax.Array, d: int, n_way: int, head: str = "linear") -> dict:
     """A new head's parameters with PyTorch's ``nn.Linear`` init (uniform ±1/√D)."""
     bound = 1.0 / math.sqrt(d)
@@ -82,7 +71,7 @@ def init_head(key: jax.Array, d: int, n_way: int, head: str = "linear") -> dict:
 def head_logits(p: dict, x: jnp.ndarray) -> jnp.ndarray:
     """Logits of a head made by :func:`init_head`."""
     if "v" in p:
-        return cosine_logits(x, p["v"], p["g"], cosine_scale(p["v"].shape[1]))
+        return cosine_classifier_logits(x, p["v"], p["g"], cosine_scale(p["v"].shape[1]))
     return x @ p["w"] + p["b"]
 
 

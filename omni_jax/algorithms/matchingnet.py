@@ -85,8 +85,8 @@ class FullContextEmbedding(nn.Module):
         if support_f.ndim != 3 or query_f.ndim != 3 or support_f.shape[-1] != query_f.shape[-1]:
             raise ValueError(f"FCE expects [T, S, D] and [T, Q, D], got {support_f.shape}, {query_f.shape}")
         d, k = support_f.shape[-1], support_f.shape[1]
-        out = nn.Bidirectional(nn.RNN(nn.LSTMCell(d), name="forward"), nn.RNN(nn.LSTMCell(d), name="backward"),
-                               name="support_lstm")(support_f)
+        out = nn.Bidirectional(nn.RNN(nn.LSTMCell(d, name="support_forward_cell")),
+                               nn.RNN(nn.LSTMCell(d, name="support_backward_cell")), name="support_lstm")(support_f)
         g = support_f + out[..., :d] + out[..., d:]
         steps = nn.scan(_AttentionStep, variable_broadcast="params", split_rngs={"params": False},
                         in_axes=(nn.broadcast, nn.broadcast), length=k)

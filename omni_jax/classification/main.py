@@ -26,7 +26,9 @@ def add_arguments(parser) -> None:
                              "files); picks the config classify_glyphs, classify_synthetic or classify "
                              "(default: the config's, synthetic without --config)")
     parser.add_argument("--method", default=None, help="train.methods, comma-separated: omni_proto, protonet, "
-                                                       "baseline, maml, omni_maml, ensemble, joint")
+                                                       "baseline, baseline_pp, maml, omni_maml, matchingnet, "
+                                                       "omni_matching, relationnet, omni_relation, gnn, omni_gnn, "
+                                                       "ensemble, joint")
     parser.add_argument("--backbone", default=None, help="model.backbone: conv4, resnet10, resnet12, resnet18")
     parser.add_argument("--data-dir", default=None, help="data.dir, the dataset's folder (never downloaded)")
 
