@@ -1,51 +1,69 @@
-"""Meta-training throughput on sinusoid regression: MAML against Omni-Training.
+"""Meta-training throughput on sinusoid regression as the meta-batch grows: MAML, Omni-Training, torch.func.
 
-    python benchmarks/sinusoid_throughput.py [--steps 200] [--torch]
+    python benchmarks/sinusoid_throughput.py [--meta-batches 25,100,1000,3000,10000,30000] [--torch] [--generic]
 
 The paper's network (2×64 tanh), K = 10 support and 10 query points, one
-second-order inner step, at meta-batch 25 and 1000, on the current device,
-after warm-up. Each row is the jitted training step of ``omni_jax.sinusoid``
-run as a ``lax.scan`` of ``--steps`` steps (tasks sampled inside jit). The
-Omni/MAML ratio is measured in the same run, so it is comparable across
-machines. ``--torch`` adds plain MAML in PyTorch with ``torch.func`` (same
-network, same shapes, second-order) when torch is installed. The last line
-is a JSON object.
+second-order inner step. Each row is the jitted training step of
+``omni_jax.sinusoid`` (tasks sampled inside jit from the fixed training set,
+the Omni-Loss, Adam, the EMA teacher) run as a ``lax.scan`` of steps, timed
+after warm-up (the median of ``--repeats`` calls). Every (method, size) runs
+in a fresh subprocess, so its peak resident memory (``peak_rss_mb``: the
+whole process, JAX and the data included) is its own. For each size the
+rows run one after the other (JAX MAML, JAX Omni-Training, then the
+references), so the ratios compare runs under the same machine load.
+
+``--torch`` adds plain second-order MAML in PyTorch with ``torch.func``
+(same network and shapes, Adam; tasks sampled on the host). ``--generic``
+adds the JAX MAML step with the generic inner loop (``train.maml_impl=
+"generic"``: ``jax.grad`` through the network, adapted weights per task)
+against the default dense fast path (``maml_dense``). The last line is a
+JSON object: ``maml_tasks_per_s_mb<N>``, ``omni_tasks_per_s_mb<N>``,
+``peak_rss_mb_mb<N>`` (the MAML step's), ``omni_peak_rss_mb_mb<N>``,
+``torch_tasks_per_s_mb<N>``, ``torch_peak_rss_mb_mb<N>``,
+``omni_over_maml_step_time_mb<N>``, ``maml_over_torch_mb<N>`` and, with
+``--generic``, ``generic_tasks_per_s_mb<N>``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import subprocess
+import sys
 import time
 
-import jax
 import numpy as np
 
-from omni_jax import config as config_lib
-from omni_jax.sinusoid import train as tr
+
+def steps_for(meta_batch: int, steps: int) -> int:
+    """Steps per timed call: fewer for larger batches (each call then takes about as long)."""
+    return max(2, steps * 100 // meta_batch) if meta_batch > 100 else steps
 
 
-def jax_tasks_per_s(method: str, meta_batch: int, steps: int, repeats: int) -> float:
+def jax_tasks_per_s(method: str, meta_batch: int, steps: int, repeats: int, impl: str) -> float:
+    import jax
+
+    from omni_jax import config as config_lib
+    from omni_jax.sinusoid import train as tr
     cfg = config_lib.load_config("sinusoid")
-    cfg.train.meta_batch = meta_batch
-    cfg.train.pre_batch = meta_batch * (cfg.train.k_shot + cfg.train.k_query)
-    cfg.train.num_steps = steps * (repeats + 1)
-    cfg.data.num_train_tasks = max(2000, meta_batch)
-    cfg.train.chunk_size = steps
+    cfg = config_lib.apply_overrides(cfg, [
+        f"train.meta_batch={meta_batch}", f"train.pre_batch={meta_batch * 20}", f"train.chunk_size={steps}",
+        f"train.num_steps={steps * (repeats + 1)}", f"data.num_train_tasks={max(2000, meta_batch)}",
+        f"train.maml_impl={impl}"])
     program = tr.setup(cfg, method, tr.training_set(cfg))
-    chunk, state, data = program.chunk, program.state, program.data
-    state, m = chunk(state, data)  # compile + warm-up
+    state, _ = program.chunk(program.state, program.data)  # compile + warm-up
     jax.block_until_ready(state)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        state, m = chunk(state, data)
+        state, _ = program.chunk(state, program.data)
         jax.block_until_ready(state)
         times.append(time.perf_counter() - t0)
     return meta_batch * steps / float(np.median(times))
 
 
 def torch_maml_tasks_per_s(meta_batch: int, steps: int, repeats: int) -> float:
-    """Second-order MAML on the same 2×64 tanh MLP with torch.func (vmap over tasks)."""
     import torch
     from torch.func import functional_call, grad, vmap
 
@@ -73,7 +91,7 @@ def torch_maml_tasks_per_s(meta_batch: int, steps: int, repeats: int) -> float:
         losses.mean().backward()
         opt.step()
 
-    for _ in range(max(3, steps // 10)):
+    for _ in range(max(2, steps // 10)):
         one_step()
     times = []
     for _ in range(repeats):
@@ -84,38 +102,69 @@ def torch_maml_tasks_per_s(meta_batch: int, steps: int, repeats: int) -> float:
     return meta_batch * steps / float(np.median(times))
 
 
+def worker(kind: str, meta_batch: int, steps: int, repeats: int) -> None:
+    """One measurement in this process; prints one JSON line."""
+    if kind == "torch":
+        tps = torch_maml_tasks_per_s(meta_batch, steps, repeats)
+    elif kind == "generic":
+        tps = jax_tasks_per_s("maml", meta_batch, steps, repeats, "generic")
+    else:
+        tps = jax_tasks_per_s(kind, meta_batch, steps, repeats, "dense")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"kind": kind, "meta_batch": meta_batch, "tasks_per_s": tps, "peak_rss_mb": rss}))
+
+
+def measure(kind: str, meta_batch: int, steps: int, repeats: int):
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", kind, str(meta_batch), str(steps),
+                           str(repeats)], capture_output=True, text=True)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        print(f"  {kind} at {meta_batch}: failed ({tail[0][:200]})", flush=True)
+        return None
+    return json.loads(lines[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="training steps per timed call")
+    parser.add_argument("--steps", type=int, default=100, help="training steps per timed call at meta-batch <= 100")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls; the median is reported")
-    parser.add_argument("--meta-batches", default="25,1000")
+    parser.add_argument("--meta-batches", default="25,100,1000,3000,10000,30000")
     parser.add_argument("--torch", action="store_true", help="also time PyTorch torch.func MAML")
+    parser.add_argument("--generic", action="store_true", help="also time JAX MAML with the generic inner loop")
+    parser.add_argument("--worker", nargs=4, metavar=("KIND", "MB", "STEPS", "REPEATS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        kind, mb, steps, repeats = args.worker
+        return worker(kind, int(mb), int(steps), int(repeats))
+    import jax
     device = f"{jax.devices()[0].platform} x{len(jax.devices())} ({jax.devices()[0].device_kind})"
-    out, rows = {}, []
+    kinds = ["maml", "omni"] + (["generic"] if args.generic else []) + (["torch"] if args.torch else [])
+    out, rows = {"device": device}, []
     for mb in [int(v) for v in args.meta_batches.split(",")]:
-        steps = max(5, args.steps // max(1, mb // 100)) if mb > 100 else args.steps
-        maml = jax_tasks_per_s("maml", mb, steps, args.repeats)
-        omni = jax_tasks_per_s("omni", mb, steps, args.repeats)
-        out[f"maml_tasks_per_s_mb{mb}"] = round(maml, 1)
-        out[f"omni_tasks_per_s_mb{mb}"] = round(omni, 1)
-        rows.append(("maml (jax)", mb, maml, 1.0))
-        rows.append(("omni (jax)", mb, omni, maml / omni))
-        out[f"omni_over_maml_step_time_mb{mb}"] = round(maml / omni, 3)
-        if args.torch:
-            try:
-                t = torch_maml_tasks_per_s(mb, steps, args.repeats)
-            except ImportError:
-                print("torch is not installed; skipping the PyTorch row (pip install torch==2.13.0)")
-            else:
-                out[f"torch_maml_tasks_per_s_mb{mb}"] = round(t, 1)
-                out[f"jax_over_torch_maml_speed_mb{mb}"] = round(maml / t, 3)
-                rows.append(("maml (torch.func)", mb, t, maml / t))
+        res = {k: measure(k, mb, steps_for(mb, args.steps), args.repeats) for k in kinds}
+        for k, r in res.items():
+            if r is None:
+                continue
+            prefix = {"maml": "maml", "omni": "omni", "generic": "generic", "torch": "torch"}[k]
+            out[f"{prefix}_tasks_per_s_mb{mb}"] = round(r["tasks_per_s"], 1)
+            out[("peak_rss_mb" if k == "maml" else f"{prefix}_peak_rss_mb") + f"_mb{mb}"] = round(r["peak_rss_mb"])
+        m = res["maml"]
+        if m and res["omni"]:
+            out[f"omni_over_maml_step_time_mb{mb}"] = round(m["tasks_per_s"] / res["omni"]["tasks_per_s"], 3)
+        if m and res.get("torch"):
+            out[f"maml_over_torch_mb{mb}"] = round(m["tasks_per_s"] / res["torch"]["tasks_per_s"], 3)
+        for k, r in res.items():
+            if r is not None:
+                rel = m["tasks_per_s"] / r["tasks_per_s"] if m else float("nan")
+                rows.append((k, mb, r["tasks_per_s"], rel, r["peak_rss_mb"], 1e3 * r["peak_rss_mb"] / mb))
+                print(f"  {k:<8}{mb:>8}{r['tasks_per_s']:>12.0f} tasks/s{r['peak_rss_mb']:>9.0f} MB", flush=True)
     print(f"device: {device}")
-    print(f"{'method':<20}{'meta-batch':>11}{'tasks/s':>12}{'step time / jax maml':>22}")
-    for name, mb, tps, ratio in rows:
-        print(f"{name:<20}{mb:>11}{tps:>12.1f}{ratio:>22.2f}")
-    out["device"] = device
+    print(f"{'row':<22}{'meta-batch':>11}{'tasks/s':>11}{'row step / jax maml step':>26}{'peak MB':>9}{'kB/task':>9}")
+    names = {"maml": "maml (jax, dense)", "omni": "omni (jax)", "generic": "maml (jax, generic)",
+             "torch": "maml (torch.func)"}
+    for k, mb, tps, rel, rss, per_task in rows:
+        print(f"{names[k]:<22}{mb:>11}{tps:>11.0f}{rel:>26.2f}{rss:>9.0f}{per_task:>9.1f}")
     print(json.dumps(out))
 
 

@@ -5,10 +5,25 @@ support set; the meta-loss is the task loss of the adapted parameters on the
 query set, vmapped over a batch of tasks. Second-order by default: the
 meta-gradient flows through the inner gradients. ``first_order=True`` stops
 the gradient through them (FOMAML).
+
+Many tasks at once:
+
+* ``task_chunk``: the task axis is processed in chunks of that many tasks
+  (``lax.map`` over chunks, ``vmap`` inside one), so the working set stays
+  in cache and the memory of one step is bounded whatever the meta-batch.
+* :func:`maml_dense`: an exact fast path for stacks of dense layers. After
+  an SGD step on K support points, a dense layer's weight moves by a sum of
+  K outer products, ``W' = W - lr·Aᵀ Δ`` (A: the layer's inputs on the
+  support set, Δ: the loss's gradient at its outputs), so the adapted layer
+  applied to a query input u is ``u W - lr·(u Aᵀ) Δ``: the large product
+  ``u W`` is shared by all tasks (one big matrix product over every task's
+  points) and each task only adds a rank-K correction. No task's adapted
+  weights are ever formed. Its losses, outputs and (second-order)
+  gradients equal :func:`maml`'s up to float rounding (tested).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -49,13 +64,40 @@ def sgd_adapt(loss_fn: Callable[[Params], jnp.ndarray], params: Params, *, lr: f
     return lax.scan(step, params, None, length=num_steps)
 
 
+def map_tasks(task_fn: Callable[[Params, dict], Tuple[jnp.ndarray, Any]], params: Params, episode: dict,
+              task_chunk: Optional[int]) -> Tuple[jnp.ndarray, Any]:
+    """``vmap`` of ``task_fn(params, task) -> (loss, outputs)`` over the episode's task axis, in
+    chunks of ``task_chunk`` tasks (``None``: all at once).
+
+    Chunk ``i`` holds tasks ``i, i + n, i + 2n, ...`` (strided), so a task axis split over
+    devices stays split inside every chunk; a remainder is one more ``vmap``. The results
+    come back in the tasks' order.
+    """
+    batched = jax.vmap(task_fn, in_axes=(None, 0))
+    t = jax.tree_util.tree_leaves(episode)[0].shape[0]
+    if not task_chunk or t <= task_chunk:
+        return batched(params, episode)
+    n, c = t // task_chunk, task_chunk
+    main = jax.tree_util.tree_map(lambda a: a[:n * c].reshape((c, n) + a.shape[1:]).swapaxes(0, 1), episode)
+    out = lax.map(lambda e: batched(params, e), main)
+    out = jax.tree_util.tree_map(lambda a: a.swapaxes(0, 1).reshape((n * c,) + a.shape[2:]), out)
+    if n * c < t:
+        rest = batched(params, jax.tree_util.tree_map(lambda a: a[n * c:], episode))
+        out = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), out, rest)
+    return out
+
+
 def maml(apply_fn: ApplyFn, task_loss: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray], *,
-         inner_lr: float, num_steps: int = 1, first_order: bool = False) -> MetaAlgorithm:
+         inner_lr: float, num_steps: int = 1, first_order: bool = False,
+         task_chunk: Optional[int] = 256) -> MetaAlgorithm:
     """MAML meta-loss over a batch of tasks.
 
     The returned function takes ``(params, episode, flow)`` where ``episode``
     is ``{"support": {"x", "y"}, "query": {"x", "y"}}`` with a leading task
     axis, and returns ``(mean query loss, query predictions [tasks, ...])``.
+    Tasks are processed ``task_chunk`` at a time (:func:`map_tasks`; ``None``:
+    all at once): on a 2-core CPU, 10,000 sinusoid tasks ran about twice as
+    fast in chunks of 100-500 as all at once.
     """
 
     def one_task(params, task, flow):
@@ -67,7 +109,83 @@ def maml(apply_fn: ApplyFn, task_loss: Callable[[jnp.ndarray, jnp.ndarray], jnp.
         return task_loss(pred, query["y"]), pred
 
     def meta_loss(params, episode, flow):
-        losses, preds = jax.vmap(one_task, in_axes=(None, 0, None))(params, episode, flow)
+        losses, preds = map_tasks(lambda p, task: one_task(p, task, flow), params, episode, task_chunk)
+        return jnp.mean(losses), preds
+
+    return meta_loss
+
+
+class DenseLayer(NamedTuple):
+    """One dense layer of a flow, as :func:`maml_dense` sees it: ``x @ kernel + bias``.
+
+    ``copies`` is how many parameter tensors add up to ``kernel`` (and
+    ``bias``): an Omni-Layer's pre or meta flow computes ``x (W_joint + W_flow)``,
+    so an SGD step moves both by ``-lr·g`` and their sum by ``-copies·lr·g``.
+    """
+
+    kernel: jnp.ndarray
+    bias: jnp.ndarray
+    copies: int = 1
+
+
+# (params, flow) -> (the flow's dense layers, the activation between them)
+DenseLayersFn = Callable[[Params, str], Tuple[Sequence[DenseLayer], Callable[[jnp.ndarray], jnp.ndarray]]]
+
+
+def _dense_apply(layers: Sequence[DenseLayer], activation, factors, x, lr: float, probes=None):
+    """The network after the inner steps whose factors are given: ``factors[l]`` is a list of
+    ``(A, Δ)`` (one per step), and layer ``l``'s adapted map is
+    ``x W + b - copies·lr·Σ_steps [(x Aᵀ) Δ + Σ_k Δ_k]``. ``probes`` (zeros) are added to every
+    layer's output, so that the gradient with respect to them is Δ. Returns the outputs and every
+    layer's input."""
+    h, inputs = x, []
+    for i, (layer, fs) in enumerate(zip(layers, factors)):
+        inputs.append(h)
+        z = h @ layer.kernel + layer.bias
+        if probes is not None:
+            z = z + probes[i]
+        for a, d in fs:
+            z = z - layer.copies * lr * ((h @ a.T) @ d + jnp.sum(d, axis=0))
+        h = activation(z) if i < len(layers) - 1 else z
+    return h, inputs
+
+
+def maml_dense(layers_fn: DenseLayersFn, task_loss: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray], *,
+               inner_lr: float, num_steps: int = 1, first_order: bool = False,
+               task_chunk: Optional[int] = 16384) -> MetaAlgorithm:
+    """:func:`maml` for a network that is a stack of dense layers, without forming any task's
+    adapted weights (see the module doc): the same losses, outputs and gradients.
+
+    Args:
+      layers_fn: ``(params, flow) -> (layers, activation)``: the flow's :class:`DenseLayer`s and
+        the activation after every layer but the last (for example
+        :func:`omni_jax.nn.models.mlp_dense_layers`).
+      task_loss, inner_lr, num_steps, first_order: as for :func:`maml`.
+      task_chunk: tasks per chunk (:func:`map_tasks`); chunks bound the memory of very large
+        meta-batches (this path's speed does not fall with the batch, so the default is large).
+    """
+
+    def one_task(params, task, flow):
+        layers, activation = layers_fn(params, flow)
+        support, query = task["support"], task["query"]
+        factors = [[] for _ in layers]
+        for _ in range(num_steps):
+            def support_loss(probes, factors=factors):
+                out, inputs = _dense_apply(layers, activation, factors, support["x"], inner_lr, probes)
+                return task_loss(out, support["y"]), inputs
+
+            # Δ of every layer: the gradient of the support loss at the layer's outputs (zero probes).
+            probes = [jnp.zeros(support["x"].shape[:-1] + (layer.kernel.shape[1],), layer.kernel.dtype)
+                      for layer in layers]
+            deltas, inputs = jax.grad(support_loss, has_aux=True)(probes)
+            if first_order:
+                deltas, inputs = lax.stop_gradient(deltas), lax.stop_gradient(inputs)
+            factors = [fs + [(a, d)] for fs, a, d in zip(factors, inputs, deltas)]
+        pred, _ = _dense_apply(layers, activation, factors, query["x"], inner_lr)
+        return task_loss(pred, query["y"]), pred
+
+    def meta_loss(params, episode, flow):
+        losses, preds = map_tasks(lambda p, task: one_task(p, task, flow), params, episode, task_chunk)
         return jnp.mean(losses), preds
 
     return meta_loss

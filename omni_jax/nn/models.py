@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 
-from omni_jax.nn.layers import OmniDense, OmniHead, check_flow, flow_activation
+from omni_jax.nn.layers import FLOWS, OmniDense, OmniHead, check_flow, flow_activation
 
 KERNEL_INITS = {
     "lecun_normal": nn.initializers.lecun_normal,      # Flax's default
@@ -74,3 +74,31 @@ class OmniMLP(nn.Module):
                             self.branch_rank, self.kernel_init, name="backbone")(x, flow)
         return OmniHead(self.out_features, omni=self.omni, kernel_init=kernel_initializer(self.kernel_init),
                         name="head")(h, flow)
+
+
+def mlp_dense_layers(model: OmniMLP, params, flow: str):
+    """The dense layers of one flow of an :class:`OmniMLP` and its activation, for
+    :func:`omni_jax.algorithms.maml.maml_dense`.
+
+    An Omni-Layer's joint flow is its joint chunk; its pre or meta flow is
+    ``x (W_joint + W_flow) + (b_joint + b_flow)``, one dense layer whose
+    weight is the sum of two parameter tensors (``copies=2``). The Omni-Head
+    is the flow's own head. Low-rank branches (``branch_rank``) are not
+    dense layers of this form: use the generic ``maml`` for them.
+    """
+    from omni_jax.algorithms.maml import DenseLayer
+    check_flow(flow)
+    if model.branch_rank is not None:
+        raise ValueError("mlp_dense_layers needs full-width branches (branch_rank=None)")
+    p = params["params"]
+    layers = []
+    for i in range(len(model.widths)):
+        layer = p["backbone"][f"layer{i}"]
+        joint = layer["joint"]
+        if flow != FLOWS[0] and model.omni and i >= model.num_plain:
+            layers.append(DenseLayer(joint["kernel"] + layer[flow]["kernel"], joint["bias"] + layer[flow]["bias"], 2))
+        else:
+            layers.append(DenseLayer(joint["kernel"], joint["bias"], 1))
+    head = p["head"][flow if model.omni else FLOWS[0]]
+    layers.append(DenseLayer(head["kernel"], head["bias"], 1))
+    return layers, flow_activation(model.activation)

@@ -23,8 +23,10 @@ import optax
 
 from omni_jax import config as config_lib
 from omni_jax.algorithms import l2_pretrain, maml, mse
+from omni_jax.algorithms.maml import maml_dense
 from omni_jax.data import sinusoid as sin_data
 from omni_jax.nn import FLOWS, OmniMLP
+from omni_jax.nn.models import mlp_dense_layers
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.training import (Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks)
 from omni_jax.training.runner import Program
@@ -52,6 +54,12 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         f"config fields train.k_shot + train.k_query ({cfg.train.k_shot + cfg.train.k_query}) must be at most "
         f"data.points_per_task ({cfg.data.points_per_task})")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
+    config_lib.check_positive(cfg, "train.task_chunk")
+    req(cfg.train.maml_impl in ("dense", "generic"),
+        f"config field train.maml_impl must be dense or generic, got {cfg.train.maml_impl!r}")
+    req(cfg.train.maml_impl == "generic" or cfg.model.branch_rank == 0,
+        "config field train.maml_impl='dense' needs full-width branches (model.branch_rank=0); "
+        "use train.maml_impl='generic' with low-rank branches")
     req(cfg.train.optimizer in ("adam", "sgd"), f"config field train.optimizer must be adam or sgd, got {cfg.train.optimizer!r}")
     req(cfg.eval.omni_head in FLOWS + ("ensemble",),
         f"config field eval.omni_head must be joint, pre, meta or ensemble, got {cfg.eval.omni_head!r}")
@@ -80,13 +88,21 @@ def make_apply(model):
     return lambda params, x, flow: model.apply(params, x, flow)
 
 
+def make_meta_algorithm(cfg, model):
+    """MAML (Eq. 19) on the sinusoid tasks: ``train.maml_impl="dense"`` is the exact fast path for
+    dense networks (:func:`omni_jax.algorithms.maml.maml_dense`), ``"generic"`` the plain one."""
+    t = cfg.train
+    kw = dict(inner_lr=t.inner_lr, num_steps=t.inner_steps, first_order=t.first_order, task_chunk=t.task_chunk)
+    if t.maml_impl == "dense":
+        return maml_dense(lambda p, flow: mlp_dense_layers(model, p, flow), mse, **kw)
+    return maml(make_apply(model), mse, **kw)
+
+
 def make_loss_fn(cfg, model, weights: OmniLossWeights):
     """``loss(params, teacher, batch, episode) -> (total, metrics)``: the Omni-Loss with
     L2 pre-training (Eq. 17) and MAML (Eq. 19) on the sinusoid tasks."""
-    apply = make_apply(model)
-    pre = l2_pretrain(apply)
-    meta = maml(apply, mse, inner_lr=cfg.train.inner_lr, num_steps=cfg.train.inner_steps,
-                first_order=cfg.train.first_order)
+    pre = l2_pretrain(make_apply(model))
+    meta = make_meta_algorithm(cfg, model)
 
     def loss(params, teacher, batch, episode):
         total, metrics = omni_loss(params, teacher, batch, episode, pre_algorithm=pre, meta_algorithm=meta,

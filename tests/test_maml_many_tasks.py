@@ -1,0 +1,113 @@
+"""MAML with many tasks: the dense fast path and task chunks give the generic path's numbers."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from omni_jax import config as config_lib
+from omni_jax.algorithms import mse
+from omni_jax.algorithms.maml import map_tasks, maml, maml_dense
+from omni_jax.errors import OmniJaxError
+from omni_jax.nn import FLOWS, OmniMLP
+from omni_jax.nn.models import mlp_dense_layers
+
+
+def setup(omni: bool, tasks: int = 7):
+    """A float64 Omni-MLP (first layer plain) with perturbed parameters, and an episode."""
+    model = OmniMLP(out_features=1, widths=(8, 8), activation="tanh", omni=omni, num_plain=1 if omni else 0)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+    params = jax.tree_util.tree_map(
+        lambda a: a.astype(jnp.float64) + 0.1 * jax.random.normal(jax.random.PRNGKey(3), a.shape, jnp.float64), params)
+    x = jax.random.uniform(jax.random.PRNGKey(1), (tasks, 9, 1), jnp.float64, -5, 5)
+    y = 2.0 * jnp.sin(x - jax.random.uniform(jax.random.PRNGKey(2), (tasks, 1, 1), jnp.float64, 0, 3))
+    episode = {"support": {"x": x[:, :5], "y": y[:, :5]}, "query": {"x": x[:, 5:], "y": y[:, 5:]}}
+    return model, params, episode
+
+
+def value_and_grad(alg, params, episode, flow):
+    (loss, preds), grads = jax.value_and_grad(lambda p: alg(p, episode, flow), has_aux=True)(params)
+    return loss, preds, grads
+
+
+def assert_trees_close(a, b, rtol):
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=rtol, atol=1e-12)
+
+
+@pytest.mark.parametrize("omni,steps,first_order", [(True, 1, False), (True, 3, False), (True, 2, True),
+                                                   (False, 1, False)])
+def test_dense_path_equals_the_generic_one_with_second_order_gradients(omni, steps, first_order):
+    with jax.enable_x64(True):
+        model, params, episode = setup(omni)
+        kw = dict(inner_lr=0.3, num_steps=steps, first_order=first_order)
+        generic = maml(lambda p, x, flow: model.apply(p, x, flow), mse, task_chunk=None, **kw)
+        dense = maml_dense(lambda p, flow: mlp_dense_layers(model, p, flow), mse, **kw)
+        for flow in FLOWS:
+            la, pa, ga = value_and_grad(generic, params, episode, flow)
+            lb, pb, gb = value_and_grad(dense, params, episode, flow)
+            np.testing.assert_allclose(float(lb), float(la), rtol=1e-10)
+            np.testing.assert_allclose(np.asarray(pb), np.asarray(pa), rtol=1e-9, atol=1e-12)
+            assert_trees_close(gb, ga, rtol=1e-8)
+
+
+def test_first_and_second_order_differ_so_the_comparison_can_fail():
+    with jax.enable_x64(True):
+        model, params, episode = setup(True)
+        layers = lambda p, flow: mlp_dense_layers(model, p, flow)
+        g2 = value_and_grad(maml_dense(layers, mse, inner_lr=0.3), params, episode, "meta")[2]
+        g1 = value_and_grad(maml_dense(layers, mse, inner_lr=0.3, first_order=True), params, episode, "meta")[2]
+        diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(g1),
+                                                                   jax.tree_util.tree_leaves(g2)))
+        assert diff > 1e-4
+
+
+@pytest.mark.parametrize("chunk", [2, 3])
+def test_task_chunks_give_the_unchunked_results_in_the_tasks_order(chunk):
+    with jax.enable_x64(True):
+        model, params, episode = setup(True, tasks=7)
+        apply = lambda p, x, flow: model.apply(p, x, flow)
+        whole = value_and_grad(maml(apply, mse, inner_lr=0.3, task_chunk=None), params, episode, "meta")
+        parts = value_and_grad(maml(apply, mse, inner_lr=0.3, task_chunk=chunk), params, episode, "meta")
+        np.testing.assert_allclose(float(parts[0]), float(whole[0]), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(parts[1]), np.asarray(whole[1]), rtol=1e-12)
+        assert_trees_close(parts[2], whole[2], rtol=1e-10)
+        dense = maml_dense(lambda p, flow: mlp_dense_layers(model, p, flow), mse, inner_lr=0.3, task_chunk=chunk)
+        np.testing.assert_allclose(np.asarray(dense(params, episode, "meta")[1]), np.asarray(whole[1]), rtol=1e-9)
+
+
+def test_map_tasks_returns_every_task_once_in_order():
+    episode = {"i": jnp.arange(10)}
+    out = map_tasks(lambda p, task: (task["i"] * 1.0, task["i"]), None, episode, task_chunk=3)
+    assert np.asarray(out[1]).tolist() == list(range(10))  # 3 strided chunks of 3 and a remainder of 1
+
+
+def test_dense_layers_need_full_width_branches():
+    model = OmniMLP(out_features=1, widths=(8,), branch_rank=2)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)))
+    with pytest.raises(ValueError, match="full-width branches"):
+        mlp_dense_layers(model, params, "meta")
+    from omni_jax.sinusoid import train as tr
+    cfg = config_lib.apply_overrides(config_lib.load_config("sinusoid", quick=True), ["model.branch_rank=2"])
+    with pytest.raises(OmniJaxError, match="train.maml_impl='dense' needs full-width branches"):
+        tr.check(cfg)
+    tr.check(config_lib.apply_overrides(cfg, ["train.maml_impl=generic"]))
+
+
+@pytest.mark.slow
+def test_sinusoid_step_is_the_same_with_either_implementation():
+    """Three training steps of Omni-Training: the dense and the generic MAML give the same parameters
+    (float32, the sums run in another order, and Adam's normalised steps amplify rounding in tiny
+    gradients: agreement to 1e-4, where each step moves a parameter by about Adam's lr, 1e-2)."""
+    from omni_jax.sinusoid import train as tr
+    base = config_lib.apply_overrides(config_lib.load_config("sinusoid", quick=True),
+                                      ["data.num_train_tasks=100", "train.chunk_size=3"])
+    states = []
+    for impl in ("dense", "generic"):
+        cfg = config_lib.apply_overrides(base, [f"train.maml_impl={impl}"])
+        program = tr.setup(cfg, "omni", tr.training_set(cfg))
+        states.append(program.chunk(program.state, program.data)[0])
+    for a, b in zip(jax.tree_util.tree_leaves(states[0].params), jax.tree_util.tree_leaves(states[1].params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4)
+    moved = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(states[0].params),
+                                                               jax.tree_util.tree_leaves(program.state.params)))
+    assert moved > 1e-2
