@@ -2,10 +2,24 @@
 
 ``synthetic`` needs no files: each class is a random smooth template and its
 images are noisy, shifted copies. It is for smoke runs and tests only.
+
+Cross-dataset protocols (paper §6.1, Tables 4 and 5), as the glyph benchmark's
+``cross_domain`` and ``loo_<group>`` protocols do it for glyphs:
+
+* train on one dataset, validate and test on another (Table 4, mini-ImageNet
+  to CUB, Cars, Places, Plantae): ``test_dataset`` (``--test-dataset``) gives
+  the validation and test splits;
+* several training datasets joined by ``+`` (``miniimagenet+crossdomain_cars``):
+  their training splits are merged, each class keeping its own label;
+* leave one domain out over a list of datasets (Table 5):
+  ``loo:<held-out>`` trains on the training splits of every other dataset of
+  ``domains`` and validates and tests on the held-out one (:func:`resolve`).
+
+Each dataset is read from ``dirs[name]`` when given, else from ``data_dir``.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -44,3 +58,78 @@ def load_splits(name: str, data_dir: Optional[str], image_size: Optional[int] = 
         raise OmniJaxError(f"dataset {name} needs --data-dir (omni-jax never downloads datasets)")
     names = dict(zip(SPLITS, SPLITS), **(split_names or {}))
     return {split: load_dataset(name, data_dir, names[split], image_size, **kwargs) for split in SPLITS}
+
+
+LOO_DOMAINS = ("miniimagenet", "crossdomain_cub", "crossdomain_cars", "crossdomain_places", "crossdomain_plantae")
+
+
+def resolve(name: str, test_dataset: str = "", domains: Sequence[str] = LOO_DOMAINS) -> Tuple[Tuple[str, ...], str]:
+    """``(training datasets, validation/test dataset)`` of ``data.dataset`` and ``data.test_dataset``."""
+    if name.startswith("loo:"):
+        held = name[len("loo:"):]
+        if held not in domains:
+            raise OmniJaxError(f"config field data.dataset={name!r}: the held-out domain must be one of "
+                               f"data.domains {', '.join(domains)}")
+        if test_dataset and test_dataset != held:
+            raise OmniJaxError(f"config field data.test_dataset={test_dataset!r} contradicts data.dataset={name!r}")
+        return tuple(d for d in domains if d != held), held
+    train = tuple(n for n in name.split("+") if n)
+    if not train:
+        raise OmniJaxError(f"config field data.dataset={name!r} names no dataset")
+    if len(train) > 1 and not test_dataset:
+        raise OmniJaxError(f"config field data.dataset={name!r} joins several training datasets: "
+                           "set data.test_dataset (--test-dataset), the dataset to validate and test on")
+    return train, test_dataset or train[0]
+
+
+def parse_dirs(text: str) -> Dict[str, str]:
+    """``"name=dir,name=dir"`` (config field ``data.dirs``) as a dict."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise OmniJaxError(f"config field data.dirs must be 'name=dir,name=dir', got {text!r}")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def merge(datasets: Sequence[ImageDataset], names: Sequence[str]) -> ImageDataset:
+    """One split of several datasets: images concatenated, every class its own label (``"name/class"``)."""
+    shapes = {ds.images.shape[1:] for ds in datasets}
+    if len(shapes) != 1:
+        raise OmniJaxError(f"datasets {', '.join(names)} have different image shapes {sorted(shapes)}; "
+                           "set data.image_size")
+    offsets = np.cumsum([0] + [ds.num_classes for ds in datasets])[:-1]
+    return ImageDataset(np.concatenate([ds.images for ds in datasets]),
+                        np.concatenate([ds.labels + o for ds, o in zip(datasets, offsets)]).astype(np.int32),
+                        [f"{n}/{c}" for ds, n in zip(datasets, names) for c in ds.class_names],
+                        name="+".join(names))
+
+
+def load_protocol(name: str, data_dir: Optional[str], image_size: Optional[int] = -1, *, test_dataset: str = "",
+                  dirs: Optional[Mapping[str, str]] = None, domains: Sequence[str] = LOO_DOMAINS,
+                  synthetic: Optional[dict] = None, split_names: Optional[Dict[str, str]] = None,
+                  **kwargs) -> Dict[str, ImageDataset]:
+    """The three splits of a run: :func:`load_splits` of one dataset, or the cross-dataset protocols of
+    the module doc (training split from ``name``'s datasets, validation and test from the test dataset)."""
+    train_names, test_name = resolve(name, test_dataset, domains)
+    if train_names == (test_name,):
+        return load_splits(test_name, (dirs or {}).get(test_name, data_dir), image_size, synthetic=synthetic,
+                           split_names=split_names, **kwargs)
+    names = dict(zip(SPLITS, SPLITS), **(split_names or {}))
+    where = lambda n: (dirs or {}).get(n, data_dir)
+
+    def split_of(n, split):
+        kw = dict(kwargs)
+        if n == "synthetic":   # tests: a synthetic set stands in for a dataset on disk
+            return load_splits(n, None, image_size, synthetic=synthetic)[split]
+        if not n.startswith("glyphs"):
+            kw.pop("max_per_class", None)
+        from omni_jax.data.formats import load_dataset
+        if where(n) is None:
+            raise OmniJaxError(f"dataset {n} needs --data-dir or data.dirs (omni-jax never downloads datasets)")
+        return load_dataset(n, where(n), names[split], image_size, **kw)
+
+    train = [split_of(n, "train") for n in train_names]
+    return {"train": train[0] if len(train) == 1 else merge(train, train_names),
+            "val": split_of(test_name, "val"), "test": split_of(test_name, "test")}

@@ -30,7 +30,7 @@ from omni_jax.algorithms.finetune import FinetuneConfig
 from omni_jax.classification import episodes
 from omni_jax.classification import plots
 from omni_jax.classification.augment import AugmentConfig
-from omni_jax.classification.datasets import load_splits
+from omni_jax.classification.datasets import load_protocol, parse_dirs, resolve
 from omni_jax.classification.evaluate import EvalConfig, Evaluator, summarize
 from omni_jax.classification.methods import HEADS, METHODS, OMNI_METHODS, PRETRAIN, MethodSpec, method_spec
 from omni_jax.classification.model import build_net
@@ -69,6 +69,8 @@ def check(cfg, mesh=None) -> None:
     config_lib.check_positive(cfg, "eval.finetune_backbone_lr")
     req(cfg.eval.finetune_dampening <= 1.0,
         f"config field eval.finetune_dampening must be in [0, 1], got {cfg.eval.finetune_dampening!r}")
+    resolve(cfg.data.dataset, cfg.data.test_dataset, tuple(cfg.data.domains))   # raises naming the field
+    parse_dirs(cfg.data.dirs)
     req(isinstance(cfg.data.flip, bool), f"config field data.flip must be True or False, got {cfg.data.flip!r}")
     req(cfg.data.on_error in ("skip", "raise"), f"config field data.on_error must be skip or raise, got {cfg.data.on_error!r}")
     req(cfg.train.pretrain in PRETRAIN,
@@ -141,7 +143,8 @@ def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on: not the evaluation settings, the test split or where
     the dataset lives."""
     return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
-                                  drop=("data.dir", "data.test_split", "train.methods", "train.ckpt_every"))
+                                  drop=("data.dir", "data.dirs", "data.test_split", "train.methods",
+                                        "train.ckpt_every"))
 
 
 # ---------------------------------------------------------------------------- data
@@ -159,12 +162,14 @@ class Data:
 def load_data(cfg) -> Data:
     """Loads the three splits, checks each against the episodes it must give, uploads them."""
     d, t, e = cfg.data, cfg.train, cfg.eval
-    kw = {} if d.dataset == "synthetic" else {"on_error": d.on_error}
-    if d.dataset.startswith("glyphs") and d.max_per_class > 0:
+    train_names, test_name = resolve(d.dataset, d.test_dataset, tuple(d.domains))
+    kw = {} if set(train_names + (test_name,)) == {"synthetic"} else {"on_error": d.on_error}
+    if any(n.startswith("glyphs") for n in train_names + (test_name,)) and d.max_per_class > 0:
         kw["max_per_class"] = d.max_per_class
     synthetic = d.synthetic.to_dict() if "synthetic" in d else None
-    splits = load_splits(d.dataset, d.dir or None, d.image_size or None, synthetic=synthetic,
-                         split_names={"train": d.train_split, "val": d.val_split, "test": d.test_split}, **kw)
+    splits = load_protocol(d.dataset, d.dir or None, d.image_size or None, test_dataset=d.test_dataset,
+                           dirs=parse_dirs(d.dirs), domains=tuple(d.domains), synthetic=synthetic,
+                           split_names={"train": d.train_split, "val": d.val_split, "test": d.test_split}, **kw)
     check_episodes(splits["train"], t.n_way, t.k_shot, t.n_query)
     check_episodes(splits["val"], t.n_way, t.k_shot, e.n_query)
     for n_way, k_shot in e.settings:
@@ -253,6 +258,8 @@ class _Evaluator(runner.Evaluator):
                                     "n_way": n_way, "k_shot": k_shot, "head": h, "accuracy": round(acc, 3),
                                     "ci95": round(ci, 3), "num_tasks": e.num_tasks, "n_query": e.n_query,
                                     "test_split": cfg.data.test_split,
+                                    "test_dataset": resolve(cfg.data.dataset, cfg.data.test_dataset,
+                                                            tuple(cfg.data.domains))[1],
                                     "selected_step": int(extra["best_step"]),
                                     "val_accuracy": round(float(extra["best_val"]), 3),
                                     "head_algorithms": [f"{f}:{a}" for f, a in model.spec.head_algorithms(h)],
@@ -300,7 +307,9 @@ class ClassificationExperiment(runner.Experiment):
 
     def table(self, cfg, records):
         e = cfg.eval
-        return (f"Few-shot classification on {cfg.data.dataset} ({cfg.data.test_split} split), "
+        test = resolve(cfg.data.dataset, cfg.data.test_dataset, tuple(cfg.data.domains))[1]
+        where = cfg.data.dataset if test == cfg.data.dataset else f"{test}, trained on {cfg.data.dataset}"
+        return (f"Few-shot classification on {where} ({cfg.data.test_split} split), "
                 f"{cfg.model.backbone}: mean accuracy (%) ± 95% CI\nover {e.num_tasks} test tasks, "
                 f"{e.n_query} queries per class; head = the Omni-Head the number uses\n" + results_table(records))
 

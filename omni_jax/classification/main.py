@@ -8,6 +8,8 @@ EXAMPLES = """\
   omni-jax classify --dataset glyphs:cross_task --data-dir DIR --method omni_proto,protonet,baseline
   omni-jax classify --dataset miniimagenet --data-dir DIR --method protonet --backbone resnet12
   omni-jax classify ... --config.omni.distill_pre=False --config.omni.distill_meta=False   # a Table 6 row
+  omni-jax classify --dataset miniimagenet --test-dataset crossdomain_cub --config.data.dirs=miniimagenet=M,crossdomain_cub=C
+  omni-jax classify --dataset loo:crossdomain_cars --config.data.dirs=miniimagenet=M,crossdomain_cub=C,...   # Table 5
 """
 
 
@@ -25,6 +27,10 @@ def add_arguments(parser) -> None:
                              "mini2cub, crossdomain_<cub|cars|places|plantae>, tfds:<builder>, or synthetic (no "
                              "files); picks the config classify_glyphs, classify_synthetic or classify "
                              "(default: the config's, synthetic without --config)")
+    parser.add_argument("--test-dataset", default=None,
+                        help="data.test_dataset: validate and test on this dataset (Table 4, e.g. --dataset "
+                             "miniimagenet --test-dataset crossdomain_cub); --dataset loo:<domain> leaves one of "
+                             "data.domains out (Table 5); with several datasets set data.dirs='name=dir,...'")
     parser.add_argument("--method", default=None, help="train.methods, comma-separated: omni_proto, protonet, "
                                                        "baseline, baseline_pp, maml, omni_maml, matchingnet, "
                                                        "omni_matching, relationnet, omni_relation, gnn, omni_gnn, "
@@ -38,6 +44,8 @@ def run(args, overrides) -> int:
     cfg = cli.load_config(args, overrides, config_for(args.dataset or "synthetic"))
     if args.dataset is not None:
         cfg.data.dataset = args.dataset
+    if args.test_dataset is not None:
+        cfg.data.test_dataset = args.test_dataset
     if args.method is not None:
         cfg.train.methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
     if args.backbone is not None:

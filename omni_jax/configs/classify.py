@@ -19,8 +19,12 @@ def get_config() -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = d = ml_collections.ConfigDict()
-    d.dataset = "miniimagenet"      # see omni_jax.data.formats; --dataset on the command line
+    d.dataset = "miniimagenet"      # see omni_jax.data.formats, "a+b" (merged training sets), loo:<domain>; --dataset
     d.dir = ""                      # the dataset's folder (never downloaded); --data-dir
+    d.test_dataset = ""             # validate and test on this dataset instead (Table 4); --test-dataset
+    d.dirs = ""                     # "name=dir,name=dir": folders of the datasets of a cross-dataset run
+    d.domains = ("miniimagenet", "crossdomain_cub", "crossdomain_cars", "crossdomain_places",
+                 "crossdomain_plantae")  # --dataset loo:<one of these>: train on the others (Table 5)
     d.image_size = 84               # images are resized to this; 0: the stored size
     d.train_split = "train"         # split names passed to the loader; glyphs accept e.g. "test/Arabic+Hebrew+Khmer"
     d.val_split = "val"
