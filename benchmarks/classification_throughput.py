@@ -3,10 +3,16 @@
     python benchmarks/classification_throughput.py                     # Conv-4, 28x28x1 (CPU)
     python benchmarks/classification_throughput.py --backbone resnet12 --image-size 84 --channels 3   # GPU
 
-A step is one training iteration of the method (§6.1): ProtoNet takes a 5-way
-5-shot 16-query episode, Baseline a mini-batch of 64, Omni-Proto both (its
+    python benchmarks/classification_throughput.py --pools reshape \
+        --methods protonet,matchingnet,omni_matching,relationnet,omni_relation,gnn,omni_gnn,baseline_pp
+
+A step is one training iteration of the method (§6.1): ProtoNet, MatchingNet
+(with FCE), RelationNet and the GNN take a 5-way 5-shot 16-query episode (MAML
+4 of them), Baseline and Baseline++ a mini-batch of 64, Omni∘X both (its
 Omni-Loss runs the mini-batch on the joint and pre flows, the episode on the
-joint and meta flows, plus the EMA teacher's two forward passes). Each
+joint and meta flows, plus the EMA teacher's two forward passes). The JSON has
+``<method>_over_protonet`` for every method timed with ProtoNet and
+``omni_<x>_over_<x>`` (Omni∘X against X alone; target <= 3.5x). Each
 measurement runs ``--chunk`` jitted steps per call (sampling and augmentation
 included, as in training) and reports the median over ``--repeats`` calls.
 The last line printed is a JSON object.
@@ -55,6 +61,10 @@ from omni_jax.classification.methods import method_spec
 from omni_jax.classification.model import build_net
 from omni_jax.classification.train import (TrainConfig, create_train_state, make_train_chunk, make_train_update,
                                             sample_training_data)
+
+
+OMNI_PAIRS = (("omni_proto", "protonet"), ("omni_maml", "maml"), ("omni_matching", "matchingnet"),
+              ("omni_relation", "relationnet"), ("omni_gnn", "gnn"))
 
 
 def time_calls(fn, arg, repeats):
@@ -332,6 +342,14 @@ def main():
     if "protonet" in results and "omni_proto" in results:
         results["omni_over_protonet"] = results["omni_proto"]["ms_per_step"] / results["protonet"]["ms_per_step"]
         print(f"  Omni-Proto step / ProtoNet step: {results['omni_over_protonet']:.2f}x (target <= 3.5x)")
+    for m in args.methods.split(","):
+        if m != "protonet" and "protonet" in results and m in results:
+            results[f"{m}_over_protonet"] = results[m]["ms_per_step"] / results["protonet"]["ms_per_step"]
+            print(f"  {m} step / ProtoNet step: {results[f'{m}_over_protonet']:.2f}x")
+    for omni, alone in OMNI_PAIRS:
+        if omni in results and alone in results and omni != "omni_proto":
+            results[f"{omni}_over_{alone}"] = results[omni]["ms_per_step"] / results[alone]["ms_per_step"]
+            print(f"  {omni} step / {alone} step: {results[f'{omni}_over_{alone}']:.2f}x (target <= 3.5x)")
     if "protonet_pool_window" in results:
         results["reshape_pool_speedup"] = (results["protonet_pool_window"]["ms_per_step"]
                                            / results["protonet"]["ms_per_step"])
