@@ -45,8 +45,16 @@ def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, ex
                         help=f"a packaged config name or a .py file with get_config() (default: {config}); "
                              "override any field with --config.FIELD=VALUE")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="evaluate finished methods only, never train (e.g. with other eval.* settings or "
+                             "another test split); each evaluation is kept in WORKDIR/evaluations/")
     parser.add_argument("--distributed", action="store_true",
                         help="call jax.distributed.initialize() first (multi-host runs)")
+
+
+def run_options(args) -> dict:
+    """The keyword arguments of ``train_and_evaluate`` that the shared flags set."""
+    return {"show_progress": not args.no_progress, "evaluate_only": args.eval_only}
 
 
 def load_config(args, overrides, default: str):

@@ -96,10 +96,16 @@ def test_cli_trains_selects_evaluates_and_writes_results(tmp_path, capsys):
     assert "restored finished joint" in capsys.readouterr().out
     assert json.loads((wd / "results.json").read_text()) == records
     # Testing on another split reuses the trained model: the test split is no part of its fingerprint.
-    assert cli.main(argv + ["--config.data.test_split=val"]) == 0
+    assert cli.main(argv + ["--config.data.test_split=val", "--eval-only"]) == 0
     assert "joint: restored the finished checkpoint (step 4)" in capsys.readouterr().out
     other = json.loads((wd / "results.json").read_text())
     assert {r["test_split"] for r in other} == {"val"} and other != records
+    kept = [json.loads(p.read_text())["records"] for p in (wd / "evaluations").glob("*.json")]
+    assert sorted(kept, key=lambda r: r[0]["test_split"]) == [records, other]  # both kept, side by side
+    # --eval-only on a work directory with nothing trained is a one-line error
+    assert cli.main(argv[:argv.index("--workdir") + 1] + [str(tmp_path / "empty")] + argv[argv.index("--workdir") + 2:]
+                    + ["--eval-only"]) == 2
+    assert "train it first" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -227,3 +227,21 @@ def test_runner_compiles_ahead_in_threads_with_the_same_results(tmp_path):
     threaded = runner.train_and_evaluate(Toy(), toy_config(), tmp_path / "threads", show_progress=False,
                                          log=lambda m: None, compile_workers=2)
     assert threaded == serial
+
+
+def test_each_evaluation_is_kept_and_evaluate_only_never_trains(tmp_path):
+    with pytest.raises(OmniJaxError, match="--eval-only: a .* is at step 0 of 4; train it first"):
+        runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet(evaluate_only=True))
+    first = runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet())
+    toy = Toy()
+    second = runner.train_and_evaluate(toy, toy_config(**{"eval.offset": 2.0}), tmp_path,
+                                       **quiet(evaluate_only=True))
+    assert toy.trained == ["a", "b"] and toy.calls == [["a", "b"]]  # set up and restored, evaluated, not trained
+    kept = sorted((tmp_path / "evaluations").glob("*.json"))
+    assert len(kept) == 2
+    records = sorted((json.loads(p.read_text())["records"] for p in kept), key=lambda r: r[0]["value"])
+    assert records == [first, second]
+    assert json.loads((tmp_path / "results.json").read_text()) == second  # the latest
+    for p in kept:
+        stamp = json.loads(p.read_text())["stamp"]
+        assert p.stem == runner.evaluation_key(stamp)

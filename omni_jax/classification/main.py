@@ -53,5 +53,5 @@ def run(args, overrides) -> int:
     if args.data_dir is not None:
         cfg.data.dir = args.data_dir
     workdir = args.workdir or f"runs/classify/{cfg.data.dataset.replace(':', '_')}_{cfg.model.backbone}"
-    train_and_evaluate(cfg, workdir, show_progress=not args.no_progress)
+    train_and_evaluate(cfg, workdir, **cli.run_options(args))
     return 0

@@ -27,5 +27,5 @@ def run(args, overrides) -> int:
     cfg = cli.load_config(args, overrides, f"rl_{args.env}")
     if cfg.env.name != args.env:
         raise OmniJaxError(f"config {args.config} is for env {cfg.env.name!r}, not --env {args.env}")
-    train_and_evaluate(cfg, args.workdir or f"runs/rl_{args.env}", show_progress=not args.no_progress)
+    train_and_evaluate(cfg, args.workdir or f"runs/rl_{args.env}", **cli.run_options(args))
     return 0

@@ -15,8 +15,11 @@ report. :func:`train_and_evaluate` owns the rest, the same for all three:
    and the evaluation in worker threads (XLA releases the GIL) while the
    main thread trains each method as soon as its program is ready, with
    checkpoints, ``metrics.jsonl``, the hook and a progress bar;
-5. evaluate, write ``results.json`` atomically, then the plots, then
-   ``evaluation.json`` (the config that was evaluated and the files written);
+5. evaluate, write ``results.json`` atomically (the latest evaluation), a
+   copy beside the earlier ones in ``evaluations/<key>.json`` (the records
+   and the config they are for; each evaluation setting keeps its own), the
+   plots, then ``evaluation.json`` (the config that was evaluated and the
+   files written);
 6. print the table and the timings.
 
 Work directory: ``<method>/checkpoints/``, ``<method>/metrics.jsonl``,
@@ -26,6 +29,7 @@ process 0 of a multi-process run writes files other than checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -36,6 +40,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import jax
 
 from omni_jax import config as config_lib
+from omni_jax.errors import OmniJaxError
 from omni_jax.training.checkpoint import CheckpointStore, write_atomic
 from omni_jax.training.loop import Chunk, Hook, TrainState, train_loop
 from omni_jax.training.metrics import MetricsWriter
@@ -43,6 +48,7 @@ from omni_jax.training.sharding import task_mesh
 
 RESULTS = "results.json"
 EVALUATION = "evaluation.json"
+EVALUATIONS = "evaluations"   # every evaluation's records, side by side: evaluations/<key>.json
 
 
 @dataclasses.dataclass
@@ -149,6 +155,11 @@ def evaluation_stamp(cfg, methods: Sequence[str]) -> dict:
     return {"config": json.loads(config_lib.to_json(cfg)), "methods": list(methods)}
 
 
+def evaluation_key(stamp: dict) -> str:
+    """A short name for an evaluation: the first 12 hex digits of its stamp's SHA-256."""
+    return hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _reusable_results(workdir: Path, stamp: dict) -> Optional[List[dict]]:
     """The records of ``results.json`` when ``evaluation.json`` says they are this config's and
     every file it lists is there; ``None`` otherwise (a missing or damaged file means: evaluate)."""
@@ -185,7 +196,7 @@ def train_program(program: Program, directory: Path, fingerprint: dict, *, desc:
 def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: bool = True,
                        log: Callable[[str], None] = _print, stop_after: Optional[int] = None,
                        progress_fn: Optional[Callable[[str, int, Mapping], None]] = None,
-                       compile_workers: Optional[int] = None) -> Optional[List[dict]]:
+                       compile_workers: Optional[int] = None, evaluate_only: bool = False) -> Optional[List[dict]]:
     """Trains every method of ``cfg`` (resuming), evaluates them and writes the results.
 
     Args:
@@ -197,6 +208,8 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
         (as an interruption would; for tests).
       progress_fn: ``progress_fn(method, step, metrics)`` after each chunk.
       compile_workers: threads compiling ahead of time (default ``min(4, cpus)``; 0: none).
+      evaluate_only: never train: every method must be finished (an ``OmniJaxError`` names the
+        first that is not); for testing trained models under other evaluation settings.
 
     Returns:
       The ``results.json`` records.
@@ -210,6 +223,11 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     for method in methods:  # every checkpoint against this config before training any (creating nothing)
         done[method] = CheckpointStore.peek(workdir / method / "checkpoints", experiment.fingerprint(cfg, method)) or 0
 
+    if evaluate_only:
+        for method in methods:
+            if done[method] < total:
+                raise OmniJaxError(f"--eval-only: {method} in {workdir / method} is at step {done[method]} of "
+                                   f"{total}; train it first (run without --eval-only)")
     stamp = evaluation_stamp(cfg, methods)
     if stop_after is None and all(done[m] >= total for m in methods):
         records = _reusable_results(workdir, stamp)
@@ -254,6 +272,8 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     if jax.process_index() == 0:
         write_atomic(workdir / RESULTS, json.dumps(records, indent=1))
         files = [Path(f) for f in experiment.plots(cfg, records, trained, context, workdir)]
+        write_atomic(workdir / EVALUATIONS / f"{evaluation_key(stamp)}.json",
+                     json.dumps({"stamp": stamp, "records": records}, indent=1))
         write_atomic(workdir / EVALUATION, json.dumps(
             {"stamp": stamp, "files": [RESULTS] + [str(f.relative_to(workdir)) if f.is_relative_to(workdir) else str(f)
                                                    for f in files]}, indent=1))
