@@ -2,8 +2,11 @@
 
 * ``omni_jax.nn``: Omni-Layers, per-flow norms, backbones, the Omni-Head (§4.1).
 * ``omni_jax.algorithms``: pre-training and meta-training algorithms (§5).
-* ``omni_jax.omni``: the Omni-Loss and the EMA teacher (§4.2, Eqs. 7-15).
-* ``omni_jax.training``: the jitted loop, checkpoints, sharding, metrics.
-* ``omni_jax.sinusoid``: the regression experiment (§6.2).
+* ``omni_jax.omni``: the Omni-Loss, the EMA teacher and the update step (§4.2, Eqs. 7-15).
+* ``omni_jax.training``: the loop, the experiment runner, checkpoints, sharding, metrics.
+* ``omni_jax.configs``: every experiment's config and its variants.
+* ``omni_jax.sinusoid``, ``omni_jax.rl``, ``omni_jax.classification``: the experiments (§6),
+  each with ``train_and_evaluate(config, workdir)``.
+* ``omni_jax.glyphs``: the offline glyph benchmark's builder and loader.
 """
 __version__ = "0.1.0"
