@@ -129,6 +129,7 @@ def test_python_entry_point_trains_several_methods_into_one_table(tmp_path):
     (["--config.train.pretrain=l2"], "train.pretrain must be one of linear, cosine"),
     (["--method", "gnn", "--config.eval.settings=((5, 1),)"], "train.n_way=3 outputs and cannot score 5-way"),
     (["--config.eval.finetune_dampening=1.5"], "eval.finetune_dampening must be in [0, 1]"),
+    (["--method", "relationnet", "--config.model.depth=4"], "2x2 are too small for the relation module"),
     (["--backbone", "vgg"], "model.backbone='vgg' is unknown"),
     (["--config.data.flip=auto"], "data.flip expects true/false"),
     (["--config.eval.heads=('joint',)", "--method", "protonet,ensemble"], "joint flow of method ensemble"),

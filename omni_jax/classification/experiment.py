@@ -225,7 +225,11 @@ def setup(cfg, method: str, data: Data, mesh=None) -> runner.Program:
     net = build_net(spec, m.backbone, data.splits["train"].num_classes, tc.n_way, num_plain=m.num_plain,
                     star=m.star, width=m.width, pool=m.pool, drop_rate=m.drop_rate, depth=m.depth, fce=m.fce,
                     relation_hidden=m.relation_hidden, gnn_embed_dim=m.gnn_embed_dim, gnn_features=m.gnn_features)
-    state = create_train_state(net, spec, tc, data.image_shape, cfg.seed)
+    try:
+        state = create_train_state(net, spec, tc, data.image_shape, cfg.seed)
+    except ValueError as e:   # e.g. RelationNet on feature maps too small for its relation module
+        raise OmniJaxError(f"config field model.backbone={m.backbone!r} with method {method} on "
+                           f"{'x'.join(map(str, data.image_shape))} images: {e}") from None
     heads = heads_of(cfg, spec)
     return runner.Program(state=state, chunk=make_train_chunk(net, spec, tc, aug, cfg.train.chunk_size),
                           num_steps=cfg.train.num_steps, ckpt_every=cfg.train.ckpt_every, data=data.device["train"],
