@@ -223,16 +223,21 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     return out
 
 
+# The layout of a training state and of its random streams; a checkpoint written under another
+# one (before the shared update step and the named PRNG streams: none) cannot be resumed.
+CHECKPOINT_FORMAT = 2
+
+
 def fingerprint(config: ml_collections.ConfigDict, method: str, groups: Sequence[str],
                 drop: Sequence[str] = ()) -> dict:
     """What a method's checkpoint depends on: the named top-level groups less the dotted fields
-    in ``drop`` (what only the evaluation or the bookkeeping reads), the seed, the method, and
-    for Omni-Training's methods (named ``omni...``) the ``omni`` group."""
+    in ``drop`` (what only the evaluation or the bookkeeping reads), the seed, the method, for
+    Omni-Training's methods (named ``omni...``) the ``omni`` group, and :data:`CHECKPOINT_FORMAT`."""
     d = select(config, groups)
     for field in drop:
         group, name = field.split(".")
         d[group].pop(name, None)
-    d.update(seed=config.seed, method=method)
+    d.update(seed=config.seed, method=method, checkpoint_format=CHECKPOINT_FORMAT)
     if method.startswith("omni"):
         d["omni"] = select(config, ["omni"])["omni"]
     return d

@@ -87,3 +87,13 @@ def test_fingerprint_drops_evaluation_fields_and_adds_omni_for_omni_methods():
     assert "dir" not in fp["data"] and "test_split" not in fp["data"] and fp["omni"]["lam"] == 3.0
     assert fp["method"] == "omni_proto" and fp["seed"] == 0
     assert "omni" not in config_lib.fingerprint(cfg, "protonet", ["data"])
+
+
+def test_a_checkpoint_of_another_format_is_an_incompatible_config(tmp_path):
+    from omni_jax.training.checkpoint import CheckpointStore
+    cfg = config_lib.load_config("sinusoid")
+    old = config_lib.fingerprint(cfg, "maml", ["data"])
+    del old["checkpoint_format"]  # what a work directory of an earlier version holds
+    CheckpointStore(tmp_path, old).save(0, {"x": 1})
+    with pytest.raises(OmniJaxError, match="checkpoint_format \\(was '<missing>', now 2\\)"):
+        CheckpointStore.peek(tmp_path, config_lib.fingerprint(cfg, "maml", ["data"]))
