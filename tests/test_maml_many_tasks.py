@@ -111,3 +111,17 @@ def test_sinusoid_step_is_the_same_with_either_implementation():
     moved = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(states[0].params),
                                                                jax.tree_util.tree_leaves(program.state.params)))
     assert moved > 1e-2
+
+
+@pytest.mark.parametrize("activation", ["relu", "swish"])
+def test_dense_path_with_a_closed_form_or_an_autodiff_derivative(activation):
+    """relu has a closed-form derivative in the table, swish falls back to forward-mode autodiff."""
+    with jax.enable_x64(True):
+        _, params, episode = setup(True)
+        model = OmniMLP(out_features=1, widths=(8, 8), activation=activation, num_plain=1)
+        generic = maml(lambda p, x, flow: model.apply(p, x, flow), mse, inner_lr=0.3, num_steps=2, task_chunk=None)
+        dense = maml_dense(lambda p, flow: mlp_dense_layers(model, p, flow), mse, inner_lr=0.3, num_steps=2)
+        la, pa, ga = value_and_grad(generic, params, episode, "meta")
+        lb, pb, gb = value_and_grad(dense, params, episode, "meta")
+        np.testing.assert_allclose(float(lb), float(la), rtol=1e-10)
+        assert_trees_close(gb, ga, rtol=1e-8)

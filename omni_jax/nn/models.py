@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import flax.linen as nn
 
-from omni_jax.nn.layers import FLOWS, OmniDense, OmniHead, check_flow, flow_activation
+from omni_jax.nn.layers import FLOWS, OmniDense, OmniHead, activation_derivative, check_flow, flow_activation
 
 KERNEL_INITS = {
     "lecun_normal": nn.initializers.lecun_normal,      # Flax's default
@@ -77,8 +77,8 @@ class OmniMLP(nn.Module):
 
 
 def mlp_dense_layers(model: OmniMLP, params, flow: str):
-    """The dense layers of one flow of an :class:`OmniMLP` and its activation, for
-    :func:`omni_jax.algorithms.maml.maml_dense`.
+    """The dense layers of one flow of an :class:`OmniMLP`, its activation and the activation's
+    derivative, for :func:`omni_jax.algorithms.maml.maml_dense`.
 
     An Omni-Layer's joint flow is its joint chunk; its pre or meta flow is
     ``x (W_joint + W_flow) + (b_joint + b_flow)``, one dense layer whose
@@ -101,4 +101,4 @@ def mlp_dense_layers(model: OmniMLP, params, flow: str):
             layers.append(DenseLayer(joint["kernel"], joint["bias"], 1))
     head = p["head"][flow if model.omni else FLOWS[0]]
     layers.append(DenseLayer(head["kernel"], head["bias"], 1))
-    return layers, flow_activation(model.activation)
+    return layers, flow_activation(model.activation), activation_derivative(model.activation)
