@@ -202,7 +202,8 @@ def _net_and_vars(method, image=(12, 12, 1)):
     return spec, net, init_variables(net, jax.random.PRNGKey(0), image)
 
 
-@pytest.mark.parametrize("method", ["matchingnet", "relationnet", "gnn", "omni_relation"])
+@pytest.mark.parametrize("method", ["matchingnet", "relationnet", pytest.param("gnn", marks=pytest.mark.slow),
+                                    "omni_relation"])
 def test_query_outputs_do_not_depend_on_the_order_of_the_support_set(method):
     spec, net, v = _net_and_vars(method)
     tc = TC if method != "matchingnet" else TrainConfig(n_way=N, k_shot=K, n_query=Q, matching_fce=False)
@@ -219,6 +220,7 @@ def test_query_outputs_do_not_depend_on_the_order_of_the_support_set(method):
     assert outs[0][1].shape == (2, N * Q, N)
 
 
+@pytest.mark.slow
 def test_each_flow_uses_its_own_module_and_conv4np_gives_maps():
     spec, net, v = _net_and_vars("omni_gnn")
     assert {"meta_heads_joint", "meta_heads_meta"} <= set(v["params"])
@@ -235,7 +237,7 @@ def test_each_flow_uses_its_own_module_and_conv4np_gives_maps():
     assert rnet.apply(rv, jnp.zeros((2, 12, 12, 1)), output="features").shape == (2, 144)
 
 
-@pytest.mark.parametrize("method", ["omni_matching", "omni_relation", "omni_gnn"])
+@pytest.mark.parametrize("method", [pytest.param("omni_matching", marks=pytest.mark.slow), "omni_relation", "omni_gnn"])
 def test_r_meta_compares_the_meta_flows_query_outputs_with_the_teachers(method):
     spec, net, v = _net_and_vars(method)
     params = v["params"]
