@@ -237,7 +237,8 @@ def test_each_flow_uses_its_own_module_and_conv4np_gives_maps():
     assert rnet.apply(rv, jnp.zeros((2, 12, 12, 1)), output="features").shape == (2, 144)
 
 
-@pytest.mark.parametrize("method", [pytest.param("omni_matching", marks=pytest.mark.slow), "omni_relation", "omni_gnn"])
+@pytest.mark.parametrize("method", [pytest.param("omni_matching", marks=pytest.mark.slow), "omni_relation",
+                                    pytest.param("omni_gnn", marks=pytest.mark.slow)])
 def test_r_meta_compares_the_meta_flows_query_outputs_with_the_teachers(method):
     spec, net, v = _net_and_vars(method)
     params = v["params"]
