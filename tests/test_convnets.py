@@ -106,6 +106,7 @@ def test_unknown_backbone_and_star_with_omni_are_errors():
         make_backbone("conv4", omni=True, star=True)
 
 
+@pytest.mark.slow
 def test_fused_omni_conv_equals_omni_conv_in_params_outputs_and_grads():
     fused = FewShotNet(make_backbone("conv4", omni=True, width=6, depth=2, fused=True), num_classes=4)
     plain = FewShotNet(make_backbone("conv4", omni=True, width=6, depth=2, fused=False), num_classes=4)

@@ -129,7 +129,7 @@ def _maml_setup(dtype):
     return apply, params, episode
 
 
-@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("steps", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_maml_second_order_gradient_matches_finite_differences(steps):
     with jax.enable_x64(True):
         apply, params, episode = _maml_setup(jnp.float64)
@@ -147,7 +147,7 @@ def test_maml_second_order_gradient_matches_finite_differences(steps):
             np.testing.assert_allclose(float(gflat @ d), float(fd), rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("steps", [1, 3])
+@pytest.mark.parametrize("steps", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_maml_first_order_gradient_is_query_gradient_at_adapted_params(steps):
     """FOMAML: the meta-gradient is ∇L_query evaluated at θ' (no second-order terms)."""
     with jax.enable_x64(True):

@@ -34,8 +34,8 @@ def assert_trees_close(a, b, rtol):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=rtol, atol=1e-12)
 
 
-@pytest.mark.parametrize("omni,steps,first_order", [(True, 1, False), (True, 3, False), (True, 2, True),
-                                                   (False, 1, False)])
+@pytest.mark.parametrize("omni,steps,first_order", [(True, 1, False), pytest.param(True, 3, False, marks=pytest.mark.slow),
+                                                   pytest.param(True, 2, True, marks=pytest.mark.slow), (False, 1, False)])
 def test_dense_path_equals_the_generic_one_with_second_order_gradients(omni, steps, first_order):
     with jax.enable_x64(True):
         model, params, episode = setup(omni)
@@ -61,7 +61,7 @@ def test_first_and_second_order_differ_so_the_comparison_can_fail():
         assert diff > 1e-4
 
 
-@pytest.mark.parametrize("chunk", [2, 3])
+@pytest.mark.parametrize("chunk", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_task_chunks_give_the_unchunked_results_in_the_tasks_order(chunk):
     with jax.enable_x64(True):
         model, params, episode = setup(True, tasks=7)

@@ -162,6 +162,7 @@ def _distill_sgd(scale_outputs: bool, steps: int = 40):
     return first, float(loss(p))
 
 
+@pytest.mark.slow
 def test_distillation_of_policy_outputs_is_a_mean_and_stable_under_outer_sgd():
     mean, log_std = jnp.ones((3, 4, 6)), jnp.zeros((3, 4, 6))
     out = losses.policy_outputs(mean, log_std, jnp.ones((3, 4)))
@@ -174,6 +175,7 @@ def test_distillation_of_policy_outputs_is_a_mean_and_stable_under_outer_sgd():
     assert not (last_sum < first_sum), (first_sum, last_sum)
 
 
+@pytest.mark.slow
 def test_maml_rl_meta_gradient_matches_float64_finite_differences():
     """The second-order MAML-RL meta-gradient of a small Gaussian MLP policy, along random
     directions, against central differences of the meta-loss, all in float64."""
