@@ -12,20 +12,25 @@ final model (no early stopping). They are then scored on the very same test task
 setting and split, 15 queries per class) by nearest prototype with BatchNorm's running averages.
 
 * omni-jax: ``load_config("classify_glyphs")``, a few overrides, and
-  ``omni_jax.classification.train_and_evaluate(cfg, workdir)`` with method ``protonet``; each further
+  ``omni_jax.classification.train_and_evaluate(cfg, workdir)`` with method ``--method`` (``protonet``,
+  or ``omni_proto``: Omni-Training∘Proto scored with its default ensemble head); each further
   split is evaluated on the finished work directory (``evaluate_only=True``), never retrained.
+  Its initialisation and distance are the library's defaults (``model.conv_init="torch"``, PyTorch's
+  ``default`` below; ``train.proto_distance="euclidean"``); ``--jax-override`` changes them, e.g.
+  ``--jax-override=--config.model.conv_init=he_normal --jax-override=--config.train.proto_distance=squared``
+  (omni-jax before issue 12).
 * PyTorch (``--torch``; torch is imported only then): the same network and step written here in
   plain torch, one variant per ``--torch-init`` x ``--torch-distance``:
 
   - ``default``: PyTorch's own conv initialisation, ``kaiming_uniform_(a=sqrt(5))``
     (std = 1/sqrt(3 fan_in)); the bias too (it is cancelled by the BatchNorm after it);
   - ``lecun_normal``: Flax's default ``nn.Conv`` initialisation (truncated normal, std 1/sqrt(fan_in));
-  - ``he_normal_fan_in``: Flax's ``kaiming_normal`` (truncated normal, std sqrt(2/fan_in)), the
-    initialisation omni-jax's backbones set for every convolution;
+  - ``he_normal_fan_in``: Flax's ``kaiming_normal`` (truncated normal, std sqrt(2/fan_in)), omni-jax's
+    ``model.conv_init="he_normal"`` (its default before issue 12);
   - ``he_normal_fan_out``: Chen et al.'s Conv-4 (normal, std sqrt(2/(9 * out_channels)));
 
-  and the training distance ``euclidean`` (``torch.cdist``, as easyfsl) or ``squared`` (Snell et
-  al., omni-jax). At test time both distances rank the prototypes the same way, so the distance only
+  and the training distance ``euclidean`` (``torch.cdist``, as easyfsl; omni-jax's default) or
+  ``squared`` (Snell et al.). At test time both distances rank the prototypes the same way, so the distance only
   changes training.
 
 The glyphs are read with omni-jax's loader (``omni_jax.data.formats.load_dataset``), so both sides
@@ -50,6 +55,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 INITS = ("default", "lecun_normal", "he_normal_fan_in", "he_normal_fan_out")
+# omni-jax's model.conv_init under the names of the PyTorch side's --torch-init
+JAX_INIT_NAMES = {"torch": "default", "he_normal": "he_normal_fan_in", "lecun_normal": "lecun_normal"}
 DISTANCES = ("euclidean", "squared")
 
 
@@ -226,7 +233,7 @@ def jax_config(args, split: str):
     cfg.data.dir = args.data_dir
     cfg.data.test_split = split
     cfg.data.crop_padding = args.crop_padding
-    cfg.train.methods = ("protonet",)
+    cfg.train.methods = (args.method,)
     cfg.train.num_steps = args.steps
     cfg.train.chunk_size = math.gcd(100, args.steps)
     cfg.train.val_every = args.steps            # one validation, at the end: the final model is tested
@@ -245,14 +252,16 @@ def run_jax(args, log=print) -> List[dict]:
     workdir = Path(args.workdir)
     for i, split in enumerate(args.splits):
         t0 = time.perf_counter()
-        records = train_and_evaluate(jax_config(args, split), workdir, show_progress=False,
+        cfg = jax_config(args, split)
+        records = train_and_evaluate(cfg, workdir, show_progress=False,
                                      evaluate_only=i > 0, log=lambda m: None)
         took = time.perf_counter() - t0
         log(f"omni-jax: {'trained and ' if i == 0 else ''}evaluated on {split} in {took:.0f}s")
         for r in records:
-            rows.append({"side": "omni-jax", "variant": "protonet" + (" " + " ".join(args.jax_override)
-                                                                       if args.jax_override else ""),
-                         "init": "he_normal_fan_in", "distance": "squared", "split": split,
+            rows.append({"side": "omni-jax", "variant": args.method + (" " + " ".join(args.jax_override)
+                                                                        if args.jax_override else ""),
+                         "init": JAX_INIT_NAMES[cfg.model.conv_init], "distance": cfg.train.proto_distance,
+                         "split": split,
                          "n_way": r["n_way"], "k_shot": r["k_shot"], "accuracy": r["accuracy"], "ci95": r["ci95"],
                          "num_tasks": r["num_tasks"], "steps": args.steps, "seed": args.seed,
                          "seconds": round(took, 1)})
@@ -297,6 +306,8 @@ def main(argv=None):
     p.add_argument("--crop-padding", type=int, default=2)
     p.add_argument("--jax", dest="jax", action="store_true", default=True)
     p.add_argument("--no-jax", dest="jax", action="store_false", help="the PyTorch side alone")
+    p.add_argument("--method", default="protonet", choices=("protonet", "omni_proto"),
+                   help="omni-jax's method: ProtoNet, or Omni-Training∘Proto (its default ensemble head)")
     p.add_argument("--jax-override", action="append", default=[], metavar="--config.FIELD=VALUE",
                    help="an override of omni-jax's config (repeatable), e.g. --jax-override=--config.train.lr=2e-3")
     p.add_argument("--workdir", default="", help="omni-jax's work directory (default runs/classification_accuracy/"
@@ -320,6 +331,8 @@ def main(argv=None):
     if not args.jax and not args.torch:
         p.error("nothing to run: --no-jax without --torch")
     args.workdir = args.workdir or f"runs/classification_accuracy/{args.protocol}_s{args.steps}_seed{args.seed}"
+    # (one work directory holds every method; an old one trained under other defaults is an
+    # 'incompatible config' error naming the changed fields, never silently reused)
     log = lambda m: print(m, flush=True)
 
     rows = []

@@ -19,7 +19,8 @@ def test_prototypes_and_logits_match_a_direct_computation():
     c = np.stack([fs[ys == k].mean(0) for k in range(3)])
     np.testing.assert_allclose(prototypes(jnp.asarray(fs), jnp.asarray(ys), 3), c, rtol=1e-5)
     d = ((fq[:, None, :] - c[None]) ** 2).sum(-1)
-    np.testing.assert_allclose(proto_logits(fs, ys, fq, 3), -d, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(proto_logits(fs, ys, fq, 3, "squared"), -d, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(proto_logits(fs, ys, fq, 3), -np.sqrt(d), rtol=1e-4, atol=1e-5)
     assert float(jnp.min(squared_distances(jnp.asarray(fq), jnp.asarray(fq)))) >= 0.0
 
 

@@ -92,7 +92,7 @@ class Evaluator:
                     continue
                 fs, fq = feats[flow]
                 if algo == "proto" or cfg.proto_for_finetune:
-                    logits = proto_logits(fs, ep["support"]["y"], fq, n_way)
+                    logits = proto_logits(fs, ep["support"]["y"], fq, n_way, tc.proto_distance)
                 elif tune_backbone:
                     embed = lambda p, x: eval_apply(net, {"params": p, "batch_stats": variables["batch_stats"]},
                                                     x, flow, "features")

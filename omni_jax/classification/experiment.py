@@ -27,6 +27,7 @@ import numpy as np
 
 from omni_jax import config as config_lib
 from omni_jax.algorithms.finetune import FinetuneConfig
+from omni_jax.algorithms.protonet import DISTANCES
 from omni_jax.classification import episodes
 from omni_jax.classification import plots
 from omni_jax.classification.augment import AugmentConfig
@@ -38,6 +39,7 @@ from omni_jax.classification.train import TrainConfig, create_train_state, make_
 from omni_jax.data.splits import check_episodes
 from omni_jax.errors import OmniJaxError
 from omni_jax.nn.convnets import BACKBONES, count_params
+from omni_jax.nn.layers import conv_initializer
 from omni_jax.training import Hook, prng_stream
 from omni_jax.training import runner
 
@@ -90,6 +92,9 @@ def check(cfg, mesh=None) -> None:
     for s in cfg.eval.settings:
         req(len(s) == 2 and all(isinstance(v, int) and v > 0 for v in s),
             f"config field eval.settings must hold (n_way, k_shot) pairs, got {s!r}")
+    req(cfg.train.proto_distance in DISTANCES, f"config field train.proto_distance must be one of "
+        f"{', '.join(DISTANCES)}, got {cfg.train.proto_distance!r}")
+    conv_initializer(cfg.model.conv_init)   # an unknown name is an error naming model.conv_init
     req(cfg.model.pool in ("reshape", "window"), f"config field model.pool must be reshape or window, got {cfg.model.pool!r}")
     for method in cfg.train.methods:
         req(not (cfg.model.star and method in OMNI_METHODS),
@@ -129,7 +134,8 @@ def configs(cfg):
                      meta_batch=t.meta_batch, lr=t.lr, ema_decay=cfg.omni.ema_decay,
                      maml_inner_lr=t.maml_inner_lr, maml_steps=t.maml_steps, maml_tasks=t.maml_tasks,
                      maml_first_order=t.maml_first_order, matching_fce=cfg.model.fce,
-                     matching_scale=float(t.matching_scale), distill_on=t.distill_on)
+                     matching_scale=float(t.matching_scale), distill_on=t.distill_on,
+                     proto_distance=t.proto_distance)
     aug = AugmentConfig(crop_padding=d.crop_padding, flip=d.flip, jitter=float(d.jitter))
     ec = EvalConfig(finetune=FinetuneConfig(e.finetune_epochs, e.finetune_batch, e.finetune_lr, e.finetune_momentum,
                                             e.finetune_dampening, e.finetune_weight_decay,
@@ -224,7 +230,8 @@ def setup(cfg, method: str, data: Data, mesh=None) -> runner.Program:
     tc, aug, _ = configs(cfg)
     net = build_net(spec, m.backbone, data.splits["train"].num_classes, tc.n_way, num_plain=m.num_plain,
                     star=m.star, width=m.width, pool=m.pool, drop_rate=m.drop_rate, depth=m.depth, fce=m.fce,
-                    relation_hidden=m.relation_hidden, gnn_embed_dim=m.gnn_embed_dim, gnn_features=m.gnn_features)
+                    relation_hidden=m.relation_hidden, gnn_embed_dim=m.gnn_embed_dim, gnn_features=m.gnn_features,
+                    conv_init=m.conv_init)
     try:
         state = create_train_state(net, spec, tc, data.image_shape, cfg.seed)
     except ValueError as e:   # e.g. RelationNet on feature maps too small for its relation module

@@ -51,13 +51,14 @@ def meta_module(spec: MethodSpec, *, fce: bool = True, relation_hidden: int = 8,
 def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: int, *,
               num_plain: int = 0, star: bool = False, width: int = 64, pool: str = "reshape",
               drop_rate: float = 0.1, depth: int = 4, fce: bool = True, relation_hidden: int = 8,
-              gnn_embed_dim: int = 128, gnn_features: int = 96) -> FewShotNet:
+              gnn_embed_dim: int = 128, gnn_features: int = 96, conv_init: str = "torch") -> FewShotNet:
     """The method's network: the backbone (Conv-4 without the last two max-pools for RelationNet,
     Chen et al.'s ``Conv4NP``), the pre-training head of ``spec.pretrain``, MAML's episode head, and
-    the meta algorithm's module (see :func:`meta_module`)."""
+    the meta algorithm's module (see :func:`meta_module`); ``conv_init`` names the initialisation of
+    every convolution of the backbone (``omni_jax.nn.layers.CONV_INITS``)."""
     unpooled = min(2, depth) if (spec.meta == "relation" and backbone == "conv4") else 0
     bb = make_backbone(backbone, omni=spec.omni, num_plain=num_plain, star=star, width=width, pool=pool,
-                       drop_rate=drop_rate, depth=depth, unpooled=unpooled)
+                       drop_rate=drop_rate, depth=depth, unpooled=unpooled, conv_init=conv_init)
     module, meta_input = meta_module(spec, fce=fce, relation_hidden=relation_hidden, gnn_embed_dim=gnn_embed_dim,
                                      gnn_features=gnn_features)
     return FewShotNet(bb, num_classes=num_classes, omni=spec.omni,

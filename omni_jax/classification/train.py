@@ -51,6 +51,7 @@ class TrainConfig:
     matching_fce: bool = True   # MatchingNet's full context embeddings (the module exists iff on)
     matching_scale: float = 100.0
     distill_on: str = "probs"   # what R_pre / R_meta compare: "probs" (softmax) or "logits"
+    proto_distance: str = "euclidean"   # ProtoNet's distance: "euclidean" or "squared" (algorithms.protonet)
 
     def episodes_per_step(self, spec: MethodSpec) -> int:
         return self.maml_tasks if spec.meta == "maml" else self.meta_batch
@@ -89,7 +90,7 @@ def meta_algorithm(thread, spec: MethodSpec, tc: TrainConfig, outputs: Optional[
     ``module(params, flow, *args)``); ``outputs`` defaults to ``tc.distill_on``."""
     outputs = outputs or tc.distill_on
     if spec.meta == "proto":
-        return protonet(thread.fn("features"), tc.n_way, outputs=outputs)
+        return protonet(thread.fn("features"), tc.n_way, outputs=outputs, distance=tc.proto_distance)
     if spec.meta == "maml":
         return _outputs(maml(thread.fn("episode"), cross_entropy, inner_lr=tc.maml_inner_lr,
                              num_steps=tc.maml_steps, first_order=tc.maml_first_order), outputs)

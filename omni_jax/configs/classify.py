@@ -42,6 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
     m.num_plain = 0                 # keep the first n blocks plain (Figure 12)
     m.star = False                  # plain backbone with the Omni parameter count (ResNet-18*, Table 7)
     m.pool = "reshape"              # 2x2 max-pool: "reshape" (fast on CPU) or "window"
+    m.conv_init = "torch"           # every backbone convolution: "torch" (PyTorch's default kaiming_uniform(a=√5),
+                                    # std 1/√(3·fan_in)), "he_normal" (omni-jax before issue 12), "lecun_normal"
     m.drop_rate = 0.1               # ResNet-12 DropBlock
     m.fce = True                    # MatchingNet's full context embeddings (Vinyals et al.; Chen et al.)
     m.relation_hidden = 8           # RelationNet's relation module: hidden units of its first FC layer
@@ -66,6 +68,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.maml_first_order = False      # True: first-order MAML (Chen et al.'s maml_approx)
     t.matching_scale = 100.0        # MatchingNet: softmax over scale * relu(cosine) (Chen et al.)
     t.distill_on = "probs"          # R_pre/R_meta compare softmax outputs ("probs") or raw logits ("logits")
+    t.proto_distance = "euclidean"  # ProtoNet's distance (training, R_meta, test-time probabilities): "euclidean"
+                                    # (as torch.cdist) or "squared" (Snell et al.); docs/classification_accuracy.md
     t.chunk_size = 100
     t.ckpt_every = 1000
     t.val_every = 1000              # model selection on the validation split

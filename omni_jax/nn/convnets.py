@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from omni_jax.nn.layers import BRANCHES, FLOWS, FlowBatchNorm, OmniConv, OmniHead, check_flow
+from omni_jax.nn.layers import BRANCHES, FLOWS, FlowBatchNorm, OmniConv, OmniHead, check_flow, conv_initializer
 
 BACKBONES = ("conv4", "resnet10", "resnet12", "resnet18")
 
@@ -91,10 +91,11 @@ class _Kernel(nn.Module):
     """A bare conv kernel, named like the ``nn.Conv`` it stands in for (params ``{name: {"kernel"}}``)."""
 
     shape: Sequence[int]
+    init: str = "torch"   # see omni_jax.nn.layers.conv_initializer
 
     @nn.compact
     def __call__(self):
-        return self.param("kernel", nn.initializers.kaiming_normal(), tuple(self.shape))
+        return self.param("kernel", conv_initializer(self.init), tuple(self.shape))
 
 
 class FusedOmniConv(nn.Module):
@@ -112,19 +113,20 @@ class FusedOmniConv(nn.Module):
     features: int
     kernel_size: Sequence[int] = (3, 3)
     omni: bool = True
+    init: str = "torch"
 
     @nn.compact
     def __call__(self, x, flow: str = "joint"):
         check_flow(flow)
         kh, kw = self.kernel_size
         cin = x.shape[-1]
-        w = _Kernel((kh, kw, cin, self.features), name="joint")()
+        w = _Kernel((kh, kw, cin, self.features), self.init, name="joint")()
         if self.omni:
             branches = {}
             if self.is_initializing():
-                branches = {b: _Kernel((1, 1, cin, self.features), name=b)() for b in BRANCHES}
+                branches = {b: _Kernel((1, 1, cin, self.features), self.init, name=b)() for b in BRANCHES}
             elif flow != "joint":
-                branches = {flow: _Kernel((1, 1, cin, self.features), name=flow)()}
+                branches = {flow: _Kernel((1, 1, cin, self.features), self.init, name=flow)()}
             if flow != "joint":
                 w = w.at[kh // 2, kw // 2].add(branches[flow][0, 0])
         return jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "SAME",
@@ -138,10 +140,11 @@ class StarConv(nn.Module):
     kernel_size: Sequence[int] = (3, 3)
     strides: Sequence[int] = (1, 1)
     use_bias: bool = False
+    init: str = "torch"
 
     @nn.compact
     def __call__(self, x, flow: str = "joint"):
-        init = nn.initializers.kaiming_normal()
+        init = conv_initializer(self.init)
         y = nn.Conv(self.features, tuple(self.kernel_size), tuple(self.strides), padding="SAME",
                     use_bias=self.use_bias, kernel_init=init, name="joint")(x)
         for name in ("extra_a", "extra_b"):
@@ -150,12 +153,13 @@ class StarConv(nn.Module):
         return y
 
 
-def _conv(features, kernel_size, strides, omni, star, name, fused=True):
+def _conv(features, kernel_size, strides, omni, star, name, fused=True, init="torch"):
     if star:
-        return StarConv(features, kernel_size, strides, name=name)
+        return StarConv(features, kernel_size, strides, init=init, name=name)
     if fused and omni and tuple(strides) == (1, 1) and all(k % 2 == 1 for k in kernel_size):
-        return FusedOmniConv(features, kernel_size, omni, name=name)
-    return OmniConv(features, kernel_size, strides, padding="SAME", omni=omni, name=name)
+        return FusedOmniConv(features, kernel_size, omni, init, name=name)
+    return OmniConv(features, kernel_size, strides, padding="SAME", omni=omni,
+                    kernel_init=conv_initializer(init), name=name)
 
 
 class ConvBNAct(nn.Module):
@@ -168,10 +172,12 @@ class ConvBNAct(nn.Module):
     star: bool = False
     act: str = "relu"
     fused: bool = True
+    init: str = "torch"   # the convolution's kernel initialisation (omni_jax.nn.layers.CONV_INITS)
 
     @nn.compact
     def __call__(self, x, flow, bn_train: bool):
-        x = _conv(self.features, self.kernel_size, self.strides, self.omni, self.star, "conv", self.fused)(x, flow)
+        x = _conv(self.features, self.kernel_size, self.strides, self.omni, self.star, "conv", self.fused,
+                  self.init)(x, flow)
         x = FlowBatchNorm(omni=self.omni, name="bn")(x, flow, use_running_average=not bn_train)
         if self.act == "relu":
             return nn.relu(x)
@@ -193,6 +199,7 @@ class Conv4(nn.Module):
     pool: str = "reshape"
     fused: bool = True   # Omni-Layers as one convolution each (FusedOmniConv)
     unpooled: int = 0    # the last n blocks have no max-pool
+    conv_init: str = "torch"   # kernel initialisation of every convolution (omni_jax.nn.layers.CONV_INITS)
 
     @nn.compact
     def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None,
@@ -201,7 +208,7 @@ class Conv4(nn.Module):
         pool = POOLS[self.pool]
         for i in range(self.depth):
             x = ConvBNAct(self.width, omni=self.omni and i >= self.num_plain, star=self.star, fused=self.fused,
-                          name=f"block{i}")(x, flow, bn_train)
+                          init=self.conv_init, name=f"block{i}")(x, flow, bn_train)
             if i < self.depth - self.unpooled:
                 x = pool(x)
         return x if feature_map else x.reshape(x.shape[0], -1)
@@ -214,14 +221,15 @@ class BasicBlock(nn.Module):
     strides: int = 1
     omni: bool = True
     star: bool = False
+    conv_init: str = "torch"
 
     @nn.compact
     def __call__(self, x, flow, bn_train: bool):
-        s = (self.strides, self.strides)
-        y = ConvBNAct(self.features, (3, 3), s, self.omni, self.star, "relu", name="conv1")(x, flow, bn_train)
-        y = ConvBNAct(self.features, (3, 3), (1, 1), self.omni, self.star, "none", name="conv2")(y, flow, bn_train)
+        s, i = (self.strides, self.strides), self.conv_init
+        y = ConvBNAct(self.features, (3, 3), s, self.omni, self.star, "relu", init=i, name="conv1")(x, flow, bn_train)
+        y = ConvBNAct(self.features, (3, 3), (1, 1), self.omni, self.star, "none", init=i, name="conv2")(y, flow, bn_train)
         if self.strides != 1 or x.shape[-1] != self.features:
-            x = ConvBNAct(self.features, (1, 1), s, self.omni, self.star, "none", name="shortcut")(x, flow, bn_train)
+            x = ConvBNAct(self.features, (1, 1), s, self.omni, self.star, "none", init=i, name="shortcut")(x, flow, bn_train)
         return nn.relu(x + y)
 
 
@@ -233,19 +241,20 @@ class ResNet(nn.Module):
     omni: bool = True
     num_plain: int = 0
     star: bool = False
+    conv_init: str = "torch"
 
     @nn.compact
     def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None,
                  feature_map: bool = False):
         bn_train = train if bn_train is None else bn_train
         x = ConvBNAct(self.widths[0], (7, 7), (2, 2), self.omni and self.num_plain == 0, self.star,
-                      name="stem")(x, flow, bn_train)
+                      init=self.conv_init, name="stem")(x, flow, bn_train)
         x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
         k = 0
         for si, (n, w) in enumerate(zip(self.stages, self.widths)):
             for bi in range(n):
                 stride = 2 if (si > 0 and bi == 0) else 1
-                x = BasicBlock(w, stride, self.omni and k >= self.num_plain, self.star,
+                x = BasicBlock(w, stride, self.omni and k >= self.num_plain, self.star, self.conv_init,
                                name=f"block{k}")(x, flow, bn_train)
                 k += 1
         return x if feature_map else jnp.mean(x, axis=(1, 2))
@@ -257,13 +266,16 @@ class ResNet12Block(nn.Module):
     star: bool = False
     drop_rate: float = 0.0
     block_size: int = 1
+    conv_init: str = "torch"
 
     @nn.compact
     def __call__(self, x, flow, bn_train: bool, train: bool):
-        y = x
+        y, ci = x, self.conv_init
         for i, act in enumerate(("leaky_relu", "leaky_relu", "none")):
-            y = ConvBNAct(self.features, (3, 3), (1, 1), self.omni, self.star, act, name=f"conv{i + 1}")(y, flow, bn_train)
-        x = ConvBNAct(self.features, (1, 1), (1, 1), self.omni, self.star, "none", name="shortcut")(x, flow, bn_train)
+            y = ConvBNAct(self.features, (3, 3), (1, 1), self.omni, self.star, act, init=ci,
+                          name=f"conv{i + 1}")(y, flow, bn_train)
+        x = ConvBNAct(self.features, (1, 1), (1, 1), self.omni, self.star, "none", init=ci,
+                      name="shortcut")(x, flow, bn_train)
         y = nn.leaky_relu(x + y, 0.1)
         y = max_pool_2x2(y)
         return DropBlock(self.drop_rate, self.block_size, name="dropblock")(y, deterministic=not train)
@@ -277,6 +289,7 @@ class ResNet12(nn.Module):
     num_plain: int = 0
     star: bool = False
     drop_rate: float = 0.1
+    conv_init: str = "torch"
 
     @nn.compact
     def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None,
@@ -285,16 +298,19 @@ class ResNet12(nn.Module):
         for i, w in enumerate(self.widths):
             last_two = i >= len(self.widths) - 2
             x = ResNet12Block(w, self.omni and i >= self.num_plain, self.star,
-                              self.drop_rate if last_two else 0.0, 5 if last_two else 1,
+                              self.drop_rate if last_two else 0.0, 5 if last_two else 1, self.conv_init,
                               name=f"block{i}")(x, flow, bn_train, train)
         return x if feature_map else jnp.mean(x, axis=(1, 2))
 
 
 def make_backbone(name: str, *, omni: bool = True, num_plain: int = 0, star: bool = False,
                   width: int = 64, pool: str = "reshape", drop_rate: float = 0.1, depth: int = 4,
-                  fused: bool = True, unpooled: int = 0) -> nn.Module:
+                  fused: bool = True, unpooled: int = 0, conv_init: str = "torch") -> nn.Module:
     """A backbone by name (``BACKBONES``); raises ``ValueError`` for an unknown one. ``unpooled``
-    (Conv-4 only) leaves out the max-pool of the last blocks (``Conv4NP``)."""
+    (Conv-4 only) leaves out the max-pool of the last blocks (``Conv4NP``). ``conv_init`` names the
+    kernel initialisation of every convolution (``omni_jax.nn.layers.CONV_INITS``; an unknown name is
+    an ``OmniJaxError`` naming ``model.conv_init``)."""
+    conv_initializer(conv_init)
     if unpooled and name != "conv4":
         raise ValueError(f"unpooled applies to conv4 only, not {name}")
     if star and omni:
@@ -303,13 +319,13 @@ def make_backbone(name: str, *, omni: bool = True, num_plain: int = 0, star: boo
         raise ValueError(f"unknown pool {pool!r}; expected one of {sorted(POOLS)}")
     if name == "conv4":
         return Conv4(width=width, depth=depth, omni=omni, num_plain=num_plain, star=star, pool=pool, fused=fused,
-                     unpooled=unpooled)
+                     unpooled=unpooled, conv_init=conv_init)
     if name == "resnet10":
-        return ResNet(stages=(1, 1, 1, 1), omni=omni, num_plain=num_plain, star=star)
+        return ResNet(stages=(1, 1, 1, 1), omni=omni, num_plain=num_plain, star=star, conv_init=conv_init)
     if name == "resnet18":
-        return ResNet(stages=(2, 2, 2, 2), omni=omni, num_plain=num_plain, star=star)
+        return ResNet(stages=(2, 2, 2, 2), omni=omni, num_plain=num_plain, star=star, conv_init=conv_init)
     if name == "resnet12":
-        return ResNet12(omni=omni, num_plain=num_plain, star=star, drop_rate=drop_rate)
+        return ResNet12(omni=omni, num_plain=num_plain, star=star, drop_rate=drop_rate, conv_init=conv_init)
     raise ValueError(f"unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}")
 
 

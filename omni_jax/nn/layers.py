@@ -21,8 +21,29 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from omni_jax.errors import OmniJaxError
+
 FLOWS = ("joint", "pre", "meta")
 BRANCHES = ("pre", "meta")
+
+# Convolution kernel initialisations (config field model.conv_init). Fan-in = k·k·C_in.
+CONV_INITS = {
+    # PyTorch's nn.Conv2d default, kaiming_uniform_(a=√5): U(±1/√fan_in), std 1/√(3·fan_in)
+    "torch": lambda: nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform"),
+    # He et al. by fan-in, truncated normal, std √(2/fan_in) (flax's kaiming_normal; omni-jax before issue 12)
+    "he_normal": nn.initializers.kaiming_normal,
+    # flax.linen.Conv's default, truncated normal, std 1/√fan_in
+    "lecun_normal": nn.initializers.lecun_normal,
+}
+
+
+def conv_initializer(name: str) -> Callable:
+    """The convolution kernel initializer named ``name`` (one of ``CONV_INITS``, the values of the
+    config field ``model.conv_init``); an unknown name is an :class:`OmniJaxError` naming that field."""
+    if not isinstance(name, str) or name not in CONV_INITS:
+        raise OmniJaxError(f"config field model.conv_init={name!r} is unknown; expected one of "
+                           f"{', '.join(CONV_INITS)}")
+    return CONV_INITS[name]()
 
 
 def check_flow(flow: str) -> str:
@@ -104,7 +125,7 @@ class OmniConv(_OmniBase):
     use_bias: bool = False
     omni: bool = True
     branch_kernel_size: Sequence[int] = (1, 1)
-    kernel_init: Callable = nn.initializers.kaiming_normal()
+    kernel_init: Callable = CONV_INITS["torch"]()   # see conv_initializer
     dtype: Any = None
 
     @nn.compact
