@@ -12,8 +12,6 @@
 """
 from __future__ import annotations
 
-import os
-import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from omni_jax import files
 
 
 @dataclass(frozen=True)
@@ -88,15 +88,8 @@ def save_figure(fig: Figure, path, *, dpi: int = 120) -> Path:
     the suffix of ``path`` (``.png``, ``.pdf``, ``.svg``, ...). Returns ``path`` as a :class:`Path`."""
     path = Path(path)
     fmt = path.suffix[1:].lower() or "png"
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)    # mode as for an ordinary file (umask)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=dpi)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with files.atomic_path(path) as tmp:       # the usual permissions, flushed, renamed into place
+        with files.guarded(path, "write the figure"):
+            with open(tmp, "wb") as f:
+                fig.savefig(f, format=fmt, dpi=dpi)
     return path

@@ -11,7 +11,6 @@ unless told not to, the checksum.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -21,6 +20,7 @@ from typing import Dict
 
 import numpy as np
 
+from omni_jax import files
 from omni_jax.errors import OmniJaxError
 
 FORMAT = "omni-jax-glyphs"
@@ -58,50 +58,34 @@ def check_writable(out_dir) -> None:
 
 def sha256_file(path) -> str:
     """The hex sha256 of the file at ``path``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return files.digest(path)
 
 
 def write_npz(path: Path, arrays: Dict[str, np.ndarray]) -> str:
     """Writes ``arrays`` as an .npz with fixed timestamps (same arrays, same bytes), atomically; returns its sha256."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for name in sorted(arrays):
-                buf = io.BytesIO()
-                np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, buf.getvalue())
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        digest = sha256_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+    with files.atomic_path(path) as tmp:
+        with files.guarded(path, "write"):
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+                for name in sorted(arrays):
+                    buf = io.BytesIO()
+                    np.lib.format.write_array(buf, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+                    info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    info.external_attr = 0o644 << 16
+                    zf.writestr(info, buf.getvalue())
+        digest = files.digest(tmp)
     return digest
 
 
 def write_benchmark(out_dir, images: np.ndarray, labels: np.ndarray, faces: np.ndarray, manifest: dict) -> dict:
     """Writes the archive, then the manifest with the archive's sha256 (the manifest last, atomically)."""
-    from omni_jax.training.checkpoint import write_atomic
-
     out_dir = Path(out_dir)
     digest = write_npz(out_dir / ARCHIVE, {"images": images.astype(np.uint8), "labels": labels.astype(np.int32),
                                            "faces": faces.astype(np.int32)})
     manifest = dict(manifest, format=FORMAT, version=VERSION, archive=ARCHIVE, sha256=digest,
                     num_images=int(len(labels)))
-    write_atomic(out_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
-    for name in (ARCHIVE, MANIFEST):
-        os.chmod(out_dir / name, 0o644)
+    files.write_atomic(out_dir / MANIFEST, json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
     return manifest
 
 
@@ -115,10 +99,7 @@ def read_manifest(data_dir) -> dict:
         raise OmniJaxError(f"glyphs: data directory {data_dir} not found; {WHERE}")
     if not path.is_file():
         raise OmniJaxError(f"glyphs: {path} not found; {WHERE}")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OmniJaxError(f"glyphs: {path} is not valid JSON ({e}); {WHERE}") from None
+    manifest = files.read_json(path, hint=WHERE)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise OmniJaxError(f"glyphs: {path} is not a glyph benchmark manifest (format must be {FORMAT!r})")
     if manifest.get("version") != VERSION:
@@ -153,11 +134,9 @@ def read_benchmark(data_dir, verify: bool = True):
         verify_archive(data_dir, manifest)
     elif not archive.is_file():
         raise OmniJaxError(f"glyphs: {archive} not found (named by {data_dir / MANIFEST}); {WHERE}")
-    try:
+    with files.guarded(archive, "read", f"rebuild it with `omni-jax data glyphs --out {data_dir}`"):
         with np.load(archive, allow_pickle=False) as z:
             images, labels, faces = z["images"], z["labels"], z["faces"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise OmniJaxError(f"glyphs: {archive} is unreadable ({type(e).__name__}: {e}); rebuild it") from None
     if images.ndim != 3 or images.dtype != np.uint8 or len(labels) != len(images) or len(faces) != len(images):
         raise OmniJaxError(f"glyphs: {archive} holds arrays of unexpected shapes; rebuild it")
     return manifest, images, labels, faces

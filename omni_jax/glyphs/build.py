@@ -33,6 +33,7 @@ import numpy as np
 
 from omni_jax.errors import OmniJaxError
 from omni_jax.glyphs import select as sel
+from omni_jax import files
 from omni_jax.glyphs.archive import ARCHIVE, check_writable, write_benchmark
 from omni_jax.glyphs.render import (DEFAULT_FONT_DIRS, Quietly, face_indices, face_meta, find_font_files,
                                     quiet_fonttools, render_face_star)
@@ -56,10 +57,14 @@ def _map(fn, items, workers: int, progress: Callable[[str], None] = None, what: 
             results.append(r)
             if progress and (k % 250 == 0 or k == len(items)):
                 progress(f"{what} {k}/{len(items)} faces ({time.time() - t0:.0f}s)")
-    finally:
-        if pool is not None:
-            pool.close()
+    except BaseException:
+        if pool is not None:   # Ctrl-C or an error: stop the workers now (joining would wait for them all)
+            pool.terminate()
             pool.join()
+        raise
+    if pool is not None:
+        pool.close()
+        pool.join()
     return results
 
 
@@ -90,23 +95,23 @@ def render_faces(faces: Sequence[Tuple[str, int]], inv, workers: int, progress: 
                  render_cache=None) -> list:
     """A ``FaceResult`` per face, rendered, or read from ``render_cache`` (then written there when it is absent)."""
     names = [(p, i) for p, i in faces]
-    if render_cache and Path(render_cache).is_file():
+    if render_cache and (Path(render_cache).exists() or Path(render_cache).is_symlink()):
+        raw = files.read_bytes(render_cache, hint="delete it")
         try:
-            with open(render_cache, "rb") as f:
-                cached = pickle.load(f)
-        except (OSError, EOFError, AttributeError, ImportError, pickle.UnpicklingError) as e:
-            raise OmniJaxError(f"glyphs: render cache {render_cache} is unreadable ({type(e).__name__}: {e}); "
+            cached = pickle.loads(raw)
+        except Exception as e:  # noqa: BLE001 (a damaged pickle raises anything)
+            raise OmniJaxError(f"glyphs: render cache {render_cache} is unreadable ({files.reason(e)}); "
                                f"delete it") from None
+        if not isinstance(cached, dict) or "results" not in cached:
+            raise OmniJaxError(f"glyphs: render cache {render_cache} is not a render cache; delete it")
         if cached.get("jobs") != names or cached.get("inventory") != inv:
             raise OmniJaxError(f"glyphs: render cache {render_cache} is from other fonts or scripts; delete it")
         progress(f"read the rendered glyphs from {render_cache}")
         return cached["results"]
     results = _map(render_face_star, [(p, i, inv) for p, i in faces], workers, progress, "rendered")
     if render_cache:
-        tmp = Path(f"{render_cache}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump({"jobs": names, "inventory": inv, "results": results}, f, protocol=4)
-        os.replace(tmp, render_cache)
+        files.write_atomic(render_cache, pickle.dumps({"jobs": names, "inventory": inv, "results": results},
+                                                      protocol=4))
     return results
 
 

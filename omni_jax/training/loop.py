@@ -122,10 +122,10 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
     if hook is not None and (not hook.every or hook.every % chunk_size):
         raise OmniJaxError(f"the hook's period ({hook.every}) must be a positive multiple of the chunk size ({chunk_size})")
     start = 0
-    if store is not None and store.latest_step() is not None:
-        start = store.latest_step()
-        state = store.restore(state, start)
-        if int(state.step) != start:
+    if store is not None:
+        restored, state = store.restore_latest(state)   # the newest intact step; damaged ones set aside
+        start = restored or 0
+        if restored is not None and int(state.step) != start:
             raise OmniJaxError(f"checkpoint {store.directory / str(start)} holds step {int(state.step)}, not {start}")
     if metrics is not None:
         metrics.truncate_after(start)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
-from typing import Mapping, Optional
+import sys
+from typing import Callable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-from omni_jax.training.checkpoint import write_atomic
+from omni_jax import files
 
 
 def mean_ci95(values, axis: int = 0):
@@ -38,31 +38,59 @@ class MetricsWriter:
     """Appends one JSON object per line to ``path``.
 
     ``truncate_after(step)`` drops the records logged after a checkpoint, so a
-    resumed run does not log the replayed steps twice.
+    resumed run does not log the replayed steps twice. Damaged lines (cut by a
+    crash, overwritten) are reported, never dropped silently: the file is kept
+    beside as ``metrics.jsonl.damaged`` and written again without them.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, warn: Optional[Callable[[str], None]] = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.warn = warn or (lambda msg: print(f"omni-jax: warning: {msg}", file=sys.stderr, flush=True))
+        files.ensure_dir(self.path.parent)
+        files.check_file_slot(self.path)
 
     def write(self, step: int, metrics: Mapping, **extra) -> None:
         record = {"step": int(step), **{k: _to_python(v) for k, v in metrics.items()}, **extra}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        files.append_text(self.path, json.dumps(record) + "\n")
+
+    def read_lines(self) -> Tuple[List[dict], List[int]]:
+        """The records, and the numbers (from 1) of the lines that are not JSON objects."""
+        if not self.path.exists() and not self.path.is_symlink():
+            return [], []
+        out, damaged = [], []
+        for n, line in enumerate(files.read_bytes(self.path).split(b"\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except ValueError:
+                record = None
+            if isinstance(record, dict) and isinstance(record.get("step"), int):
+                out.append(record)
+            else:
+                damaged.append(n)
+        return out, damaged
 
     def read(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        out = []
-        for line in self.path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash
-        return out
+        """The records (damaged lines are left out and reported)."""
+        records, damaged = self.read_lines()
+        if damaged:
+            self.warn(self._damage_note(damaged))
+        return records
+
+    def _damage_note(self, damaged: List[int]) -> str:
+        shown = ", ".join(map(str, damaged[:5])) + (" ..." if len(damaged) > 5 else "")
+        return f"{self.path}: {len(damaged)} damaged line(s) (line {shown}) are not metrics records"
 
     def truncate_after(self, step: Optional[int]) -> None:
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             return
-        keep = [r for r in self.read() if step is not None and r.get("step", 0) <= step]
-        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
+        records, damaged = self.read_lines()
+        keep = [r for r in records if step is not None and r["step"] <= step]
+        if damaged:
+            kept = files.move_aside(self.path, "damaged")
+            self.warn(f"{self._damage_note(damaged)}; kept the file as {kept} and wrote {self.path.name} again "
+                      "without them")
+        elif len(keep) == len(records):
+            return
+        files.write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))

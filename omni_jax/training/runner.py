@@ -28,6 +28,7 @@ process 0 of a multi-process run writes files other than checkpoints.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -40,8 +41,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 import jax
 
 from omni_jax import config as config_lib
+from omni_jax import files
 from omni_jax.errors import OmniJaxError
-from omni_jax.training.checkpoint import CheckpointStore, write_atomic
+from omni_jax.training.checkpoint import CheckpointStore
 from omni_jax.training.loop import Chunk, Hook, TrainState, train_loop
 from omni_jax.training.metrics import MetricsWriter
 from omni_jax.training.sharding import task_mesh
@@ -162,19 +164,83 @@ def evaluation_key(stamp: dict) -> str:
 
 def _reusable_results(workdir: Path, stamp: dict) -> Optional[List[dict]]:
     """The records of ``results.json`` when ``evaluation.json`` says they are this config's and
-    every file it lists is there; ``None`` otherwise (a missing or damaged file means: evaluate)."""
+    every file it lists is there with the bytes it was written with; ``None`` otherwise (a
+    missing or damaged file means: evaluate again, from the checkpoints)."""
     try:
-        written = json.loads((workdir / EVALUATION).read_text())
-        records = json.loads((workdir / RESULTS).read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(written, dict) or not isinstance(records, list):
+        written = files.read_json(workdir / EVALUATION, expect=dict)
+        records = files.read_json(workdir / RESULTS, expect=list)
+    except OmniJaxError:
         return None
     if written.get("stamp") != json.loads(json.dumps(stamp)):
         return None
-    if not all((workdir / f).is_file() for f in written.get("files", [])):
+    digests = written.get("digests")
+    listed = written.get("files")
+    if not isinstance(listed, list) or not isinstance(digests, dict):
         return None
+    for f in listed:
+        try:
+            if not isinstance(f, str) or not (workdir / f).is_file() or files.digest(workdir / f) != digests.get(f):
+                return None
+        except OmniJaxError:
+            return None
     return records
+
+
+def _previous_methods(workdir: Path) -> List[str]:
+    """The methods of the work directory's last evaluation (``[]`` if there is none or it is damaged)."""
+    try:
+        methods = files.read_json(workdir / EVALUATION, expect=dict).get("stamp", {}).get("methods", [])
+    except (OmniJaxError, AttributeError):
+        return []
+    return [m for m in methods if isinstance(m, str)] if isinstance(methods, list) else []
+
+
+def _keep_other_methods(experiment: "Experiment", cfg, workdir: Path, mesh, log) -> Any:
+    """A rerun with fewer methods than the work directory's last evaluation keeps the others: those
+    still finished under this config are restored and evaluated again with this run's, so
+    ``results.json`` and the figures keep them. Returns the config with their names added to
+    ``train.methods`` (``cfg`` itself when there is nothing to keep)."""
+    methods = tuple(experiment.methods(cfg))
+    others = [m for m in _previous_methods(workdir) if m not in methods]
+    if not others or "methods" not in cfg.train:
+        return cfg
+    total = experiment.num_steps(cfg)
+    kept, dropped = [], []
+    for m in others:
+        try:
+            step = CheckpointStore.peek(workdir / m / "checkpoints", experiment.fingerprint(cfg, m))
+        except OmniJaxError:
+            step = None
+        (kept if step is not None and step >= total else dropped).append(m)
+    if not kept:
+        return cfg
+    wider = copy.deepcopy(cfg)
+    previous = _previous_methods(workdir)
+    wider.train.methods = tuple([m for m in previous if m in kept or m in methods]
+                                + [m for m in methods if m not in previous])
+    try:
+        experiment.check(wider, mesh)
+    except OmniJaxError as e:
+        log(f"omni-jax {experiment.name}: the earlier results of {', '.join(kept)} in {workdir} are not kept "
+            f"({e})")
+        return cfg
+    log(f"omni-jax {experiment.name}: keeping the finished {', '.join(kept)} of the earlier evaluation in "
+        f"{workdir} (evaluated again with this config)"
+        + (f"; not kept (unfinished or from another config): {', '.join(dropped)}" if dropped else ""))
+    return wider
+
+
+def _check_layout(workdir: Path, methods: Sequence[str]) -> None:
+    """Before any work: the work directory can be written, and nothing of the wrong kind (a
+    directory where a file goes, or the reverse) stands where the run will write."""
+    files.check_writable(workdir, "work directory", create=False)
+    for name in (RESULTS, EVALUATION):
+        files.check_file_slot(workdir / name)
+    for d in [workdir / EVALUATIONS] + [workdir / m for m in methods] + [workdir / m / "checkpoints" for m in methods]:
+        if (d.exists() or d.is_symlink()) and not d.is_dir():
+            raise OmniJaxError(f"{d} is a file, not a directory; move it aside and run again")
+    for m in methods:
+        files.check_file_slot(workdir / m / "metrics.jsonl")
 
 
 def train_program(program: Program, directory: Path, fingerprint: dict, *, desc: str = "train",
@@ -183,8 +249,8 @@ def train_program(program: Program, directory: Path, fingerprint: dict, *, desc:
     """Trains (or resumes) one program with its checkpoints and metrics in ``directory``."""
     directory = Path(directory)
     store = CheckpointStore(directory / "checkpoints", fingerprint)
-    metrics = MetricsWriter(directory / "metrics.jsonl") if jax.process_index() == 0 else None
     try:
+        metrics = MetricsWriter(directory / "metrics.jsonl") if jax.process_index() == 0 else None
         return train_loop(program.state, program.chunk, total_steps=program.num_steps,
                           chunk_size=program.chunk.chunk_size, data=program.data, store=store, metrics=metrics,
                           ckpt_every=program.ckpt_every, desc=desc, hook=program.hook,
@@ -217,6 +283,8 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     workdir = Path(workdir)
     mesh = task_mesh()
     experiment.check(cfg, mesh)
+    if not evaluate_only:
+        cfg = _keep_other_methods(experiment, cfg, workdir, mesh, log)
     methods = tuple(experiment.methods(cfg))
     total = experiment.num_steps(cfg)
     done = {}
@@ -228,6 +296,14 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
             if done[method] < total:
                 raise OmniJaxError(f"--eval-only: {method} in {workdir / method} is at step {done[method]} of "
                                    f"{total}; train it first (run without --eval-only)")
+            store = CheckpointStore(workdir / method / "checkpoints", experiment.fingerprint(cfg, method))
+            try:
+                problem = store.verify(done[method])
+            finally:
+                store.close()
+            if problem is not None:
+                raise OmniJaxError(f"--eval-only: the finished checkpoint of {method} is damaged ({problem}); run "
+                                   "without --eval-only to train its last steps again from an earlier checkpoint")
     stamp = evaluation_stamp(cfg, methods)
     if stop_after is None and all(done[m] >= total for m in methods):
         records = _reusable_results(workdir, stamp)
@@ -237,6 +313,8 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
             log(experiment.table(cfg, records))
             return records
 
+    if jax.process_index() == 0:
+        _check_layout(workdir, methods)   # before any work, not after it
     context = experiment.prepare(cfg, mesh)
     log(f"{experiment.describe(cfg, context, mesh)}; workdir {workdir}")
     programs = {m: experiment.setup(cfg, m, context, mesh) for m in methods}
@@ -268,18 +346,18 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
         records = evaluator(trained)
     timings["evaluation"] = time.perf_counter() - t0
 
-    files = []
+    written = []
     if jax.process_index() == 0:
-        write_atomic(workdir / RESULTS, json.dumps(records, indent=1))
-        files = [Path(f) for f in experiment.plots(cfg, records, trained, context, workdir)]
-        write_atomic(workdir / EVALUATIONS / f"{evaluation_key(stamp)}.json",
-                     json.dumps({"stamp": stamp, "records": records}, indent=1))
-        write_atomic(workdir / EVALUATION, json.dumps(
-            {"stamp": stamp, "files": [RESULTS] + [str(f.relative_to(workdir)) if f.is_relative_to(workdir) else str(f)
-                                                   for f in files]}, indent=1))
+        # the figures first: if one cannot be written, the earlier results.json is left as it was
+        written = [Path(f) for f in experiment.plots(cfg, records, trained, context, workdir)]
+        files.write_json(workdir / RESULTS, records)
+        files.write_json(workdir / EVALUATIONS / f"{evaluation_key(stamp)}.json", {"stamp": stamp, "records": records})
+        names = [RESULTS] + [str(f.relative_to(workdir)) if f.is_relative_to(workdir) else str(f) for f in written]
+        files.write_json(workdir / EVALUATION, {"stamp": stamp, "files": names,
+                                                "digests": {n: files.digest(workdir / n) for n in names}})
     log("")
     log(experiment.table(cfg, records))
     log("")
     log("time this run: " + ", ".join(f"{m} {s:.0f}s" for m, s in timings.items()))
-    log(f"wrote {', '.join(str(p) for p in [workdir / RESULTS] + files)}")
+    log(f"wrote {', '.join(str(p) for p in [workdir / RESULTS] + written)}")
     return records

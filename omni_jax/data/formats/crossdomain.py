@@ -25,6 +25,7 @@ import numpy as np
 from omni_jax.data.dataset import ImageDataset
 from omni_jax.data.formats.images import check_options, decode_images
 from omni_jax.data.splits import canonical_split
+from omni_jax import files as fileio
 from omni_jax.errors import OmniJaxError
 
 DOMAINS = ("cub", "cars", "places", "plantae")
@@ -85,11 +86,7 @@ def load_crossdomain(data_dir, split: str, image_size: Optional[int] = 84, *, do
     if not data_dir.is_dir():
         raise OmniJaxError(f"{what}: data directory {data_dir} not found; {WHERE}")
     path = find_json(data_dir, domain, split)
-    try:
-        with open(path) as f:
-            meta = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise OmniJaxError(f"{what}: {path} is not valid JSON ({e})") from None
+    meta = fileio.read_json(path, hint=WHERE)
     for key in ("label_names", "image_names", "image_labels"):
         if not isinstance(meta, dict) or not isinstance(meta.get(key), list):
             raise OmniJaxError(f"{what}: {path} must be a JSON object with a list field {key!r}")

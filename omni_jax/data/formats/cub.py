@@ -25,6 +25,7 @@ import numpy as np
 from omni_jax.data.dataset import ImageDataset
 from omni_jax.data.formats.images import check_options, decode_images
 from omni_jax.data.splits import canonical_split
+from omni_jax import files as fileio
 from omni_jax.errors import OmniJaxError
 
 WHERE = ("CUB-200-2011 is not downloaded by omni-jax: get CUB_200_2011.tgz from the Caltech-UCSD Birds "
@@ -52,15 +53,14 @@ def _read_pairs(path: Path) -> List[Tuple[str, str]]:
     if not path.is_file():
         raise OmniJaxError(f"cub: {path} not found; {WHERE}")
     out = []
-    with open(path) as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            parts = line.split(maxsplit=1)
-            if len(parts) != 2:
-                raise OmniJaxError(f"cub: {path} line {line_no}: expected '<id> <value>', got {line!r}")
-            out.append((parts[0], parts[1]))
+    for line_no, line in enumerate(fileio.read_text(path, hint=WHERE).splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            raise OmniJaxError(f"cub: {path} line {line_no}: expected '<id> <value>', got {line!r}")
+        out.append((parts[0], parts[1]))
     return out
 
 

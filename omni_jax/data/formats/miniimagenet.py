@@ -15,6 +15,7 @@ The default ``layout="auto"`` picks the first one found, in that order.
 from __future__ import annotations
 
 import csv
+import io
 import pickle
 from pathlib import Path
 from typing import Optional
@@ -24,6 +25,7 @@ import numpy as np
 from omni_jax.data.dataset import ImageDataset
 from omni_jax.data.formats.images import check_options, decode_images, require_dir, to_array
 from omni_jax.data.splits import canonical_split
+from omni_jax import files as fileio
 from omni_jax.errors import OmniJaxError
 
 
@@ -72,8 +74,11 @@ def _load_csv(data_dir: Path, split: str, **kw) -> ImageDataset:
     images_dir = data_dir / "images"
     if not images_dir.is_dir():
         raise OmniJaxError(f"miniimagenet: {images_dir} not found next to {path.name}; {WHERE}")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    text = fileio.read_text(path, hint=WHERE)
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise OmniJaxError(f"miniimagenet: {path} is not a CSV file ({e}); {WHERE}") from None
     if not rows or [c.strip().lower() for c in rows[0][:2]] != ["filename", "label"]:
         raise OmniJaxError(f"miniimagenet: {path} must start with the header 'filename,label', "
                            f"got {','.join(rows[0]) if rows else 'an empty file'}")
@@ -99,14 +104,13 @@ def _load_pickle(data_dir: Path, split: str, image_size: Optional[int], resize: 
     path = data_dir / f"mini-imagenet-cache-{split}.pkl"
     if not path.is_file():
         raise OmniJaxError(f"miniimagenet: {path} not found; {WHERE}")
+    raw = fileio.read_bytes(path, hint=WHERE)
     try:
-        with open(path, "rb") as f:
-            try:
-                data = pickle.load(f)
-            except UnicodeDecodeError:  # caches written by Python 2
-                f.seek(0)
-                data = pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as e:
+        try:
+            data = pickle.loads(raw)
+        except UnicodeDecodeError:  # caches written by Python 2
+            data = pickle.loads(raw, encoding="latin1")
+    except Exception as e:  # noqa: BLE001 (a damaged pickle raises anything)
         raise OmniJaxError(f"miniimagenet: {path} is not a readable pickle ({type(e).__name__}: {e})") from None
     if not isinstance(data, dict) or "image_data" not in data or "class_dict" not in data:
         keys = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__

@@ -40,6 +40,7 @@ from omni_jax.data.dataset import ImageDataset
 from omni_jax.data.formats.cub import split_of_class
 from omni_jax.data.formats.images import check_options, to_array
 from omni_jax.data.splits import canonical_split
+from omni_jax import files as fileio
 from omni_jax.errors import OmniJaxError
 
 log = logging.getLogger("omni_jax.data")
@@ -104,10 +105,8 @@ def load_tfds(name: str, data_dir, split: str, image_size: Optional[int] = None,
     if prepare:
         _prepare(name, data_dir, manual_dir)
     folder = find_prepared(name, data_dir)
-    try:
-        info = json.loads((folder / "dataset_info.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise OmniJaxError(f"{what}: {folder / 'dataset_info.json'} is unreadable ({e})") from None
+    info = fileio.read_json(folder / "dataset_info.json", expect=dict,
+                           hint="prepare the dataset again (tfds build, see the README)")
     tfds_splits = [s["name"] for s in info.get("splits", [])]
     if not tfds_splits:
         raise OmniJaxError(f"{what}: {folder / 'dataset_info.json'} lists no splits")
