@@ -18,10 +18,20 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from typing import Optional, Sequence
 
 from omni_jax.errors import OmniJaxError
+
+# Packages some subcommands need beyond the core install, and how to install them.
+OPTIONAL = {
+    "brax": "install it with `pip install 'omni-jax[rl]'` (or `pip install brax`)",
+    "PIL": "install the data extras with `pip install 'omni-jax[data]'` (or `pip install pillow`)",
+    "tensorflow_datasets": "install the data extras with `pip install 'omni-jax[data]'`",
+    "importlib_resources": "install the data extras with `pip install 'omni-jax[data]'`",
+    "fontTools": "install it with `pip install fonttools` (the glyph builder reads fonts with it)",
+}
 
 SUBCOMMANDS = {
     "sinusoid": ("omni_jax.sinusoid.main", "sinusoid regression (paper §6.2, Figures 5, 6, 9b)"),
@@ -93,6 +103,7 @@ def build_parser(command: Optional[str] = None):
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
     parser, module = build_parser(command)
@@ -112,9 +123,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OmniJaxError as e:
         print(f"omni-jax: error: {e}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in OPTIONAL:
+            raise
+        print(f"omni-jax: error: {command or 'this command'} needs the package {top!r}, which is not installed; "
+              f"{OPTIONAL[top]}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("omni-jax: interrupted; run the same command again to resume from the last checkpoint",
-              file=sys.stderr)
+              file=sys.stderr, flush=True)
+        if argv_given is None:
+            # the command line's own process: end now. Tearing the interpreter down while XLA's compile
+            # threads and orbax's writers are still running can crash it (exit 139) after the message.
+            sys.stdout.flush()
+            os._exit(130)
         return 130
 
 

@@ -321,7 +321,9 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     evaluator = experiment.evaluator(cfg, programs, context, mesh)
     workers = min(4, os.cpu_count() or 1) if compile_workers is None else compile_workers
     trained, timings = {}, {}
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="compile") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="compile")
+    completed = False
+    try:
         ahead = workers > 0
         compiled = {m: pool.submit(p.chunk.compile, p.state, p.data)
                     for m, p in programs.items() if ahead and done[m] < p.num_steps}
@@ -344,6 +346,10 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
         if eval_compiled is not None:
             eval_compiled.result()
         records = evaluator(trained)
+        completed = True
+    finally:
+        # after an error or Ctrl-C, never wait for compilations still running (minutes for RL)
+        pool.shutdown(wait=completed, cancel_futures=not completed)
     timings["evaluation"] = time.perf_counter() - t0
 
     written = []
