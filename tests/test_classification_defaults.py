@@ -159,3 +159,25 @@ def test_the_defaults_are_in_the_fingerprint_and_an_older_work_directory_is_refu
     CheckpointStore(tmp_path, old).save(0, {"x": 1})
     with pytest.raises(OmniJaxError, match="model.conv_init \\(was '<missing>', now 'torch'\\)"):
         CheckpointStore.peek(tmp_path, fp)
+
+
+@pytest.mark.parametrize("module,kw", [(Conv4, dict(width=8, depth=2, omni=True)),
+                                       (ResNet, dict(stages=(1, 1), widths=(8, 16), omni=True)),
+                                       (ResNet12, dict(widths=(8, 16), omni=False, drop_rate=0.0))])
+def test_every_backbone_is_invariant_to_the_scale_of_its_conv_kernels(module, kw):
+    """Why the initialisation acts as a learning rate (README, docs/classification_accuracy.md): every
+    convolution is followed by BatchNorm before any sum, so scaling all kernels by √6 (He-normal
+    against PyTorch's default) leaves the training-mode outputs unchanged up to BatchNorm's ε (which
+    matters only for a channel whose pre-BatchNorm variance is near ε = 1e-5: a 1x1 convolution of a
+    one-channel image has a single weight per channel, so the inputs here have 3 unit-variance channels)."""
+    net = module(**kw)
+    x = jax.random.normal(jax.random.PRNGKey(1), (6, 28, 28, 3))
+    variables = net.init(jax.random.PRNGKey(0), x)
+    scaled = jax.tree_util.tree_map_with_path(
+        lambda p, v: v * math.sqrt(6.0) if p[-1].key == "kernel" and v.ndim == 4 else v, variables["params"])
+    for flow in ("joint", "meta"):
+        out = lambda params: net.apply({"params": params, "batch_stats": variables["batch_stats"]}, x, flow,
+                                       bn_train=True, mutable=["batch_stats"])[0]
+        a, b = out(variables["params"]), out(scaled)
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-3 * float(jnp.max(jnp.abs(a))))
+        assert float(jnp.max(jnp.abs(a))) > 0.1
