@@ -23,9 +23,10 @@ import importlib.util
 import json
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import ml_collections
+import numpy as np
 
 from omni_jax.errors import OmniJaxError
 from omni_jax.omni import METHOD_WEIGHTS, TERMS, OmniLossWeights
@@ -41,7 +42,11 @@ def packaged_configs() -> list[str]:
 
 
 def _module_from_file(p: Path):
+    if p.suffix != ".py":
+        raise OmniJaxError(f"config file {p} is not a Python file (expected a .py file with get_config())")
     spec = importlib.util.spec_from_file_location(f"omni_jax_user_config_{p.stem}", p)
+    if spec is None or spec.loader is None:
+        raise OmniJaxError(f"config file {p} cannot be loaded as Python (expected a .py file with get_config())")
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
@@ -69,6 +74,8 @@ def _resolve(name_or_path: str | Path, quick: bool):
             raise OmniJaxError(f"--quick with --config {p} reads {q}, which does not exist "
                                "(write it deriving from the config, or drop --quick)")
         p = q
+    if p.is_dir():
+        raise OmniJaxError(f"config file {p} is a directory (expected a .py file with get_config())")
     if not p.is_file():
         raise OmniJaxError(f"config file {p} does not exist (expected a .py file with get_config())")
     return _module_from_file(p), str(p)
@@ -81,11 +88,17 @@ def load_config(name_or_path: str | Path, quick: bool = False) -> ml_collections
     config, ``STEM_quick.py`` beside a config file. A file is run exactly once.
     """
     module, where = _resolve(name_or_path, quick)
-    if not hasattr(module, "get_config"):
+    if not callable(getattr(module, "get_config", None)):
         raise OmniJaxError(f"config file {where} has no get_config() function")
-    cfg = module.get_config()
+    try:
+        cfg = module.get_config()
+    except OmniJaxError:
+        raise
+    except Exception as e:  # the user's own Python: say which file, not a traceback
+        raise OmniJaxError(f"get_config() in {where} failed: {type(e).__name__}: {e}") from None
     if not isinstance(cfg, ml_collections.ConfigDict):
-        raise OmniJaxError(f"get_config() in {where} must return an ml_collections.ConfigDict")
+        raise OmniJaxError(f"get_config() in {where} must return an ml_collections.ConfigDict, "
+                           f"got {type(cfg).__name__}")
     return cfg
 
 
@@ -168,6 +181,154 @@ def require(condition: bool, message: str) -> None:
     """Raises an :class:`OmniJaxError` with ``message`` when ``condition`` is false."""
     if not condition:
         raise OmniJaxError(message)
+
+
+# Sensible magnitudes, checked for every field of every experiment (:func:`check_fields`): a float
+# beyond this overflows float32 once squared in a loss (every update would be skipped), an integer
+# beyond int32 does not fit the arrays it sizes or indexes, and a seed outside [0, 2**32) maps to
+# the same PRNG key as another seed.
+MAX_ABS_FLOAT = 1e6
+MAX_INT = 2 ** 31 - 1
+SEED_RANGE = (0, 2 ** 32)
+
+
+def _kind(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (tuple, list)):
+        return "list"
+    if value is None:
+        return "None"
+    return type(value).__name__
+
+
+_EXPECTED = {"bool": "True or False", "int": "an integer", "float": "a number", "str": "a string",
+             "list": "a list such as (1, 2)", "None": "None"}
+
+
+def _check_scalar(field: str, value, kinds: set, shown) -> None:
+    """``value`` (shown as ``shown``) has one of the reference ``kinds``, is finite and of a sensible size."""
+    kind = _kind(value)
+    ok = kind in kinds or (kind == "int" and "float" in kinds)   # an integer is a number
+    if not ok:
+        expected = " or ".join(sorted(_EXPECTED.get(k, k) for k in kinds)) or "a number or a string"
+        raise OmniJaxError(f"config field {field} must be {expected}, got {shown!r} ({type(value).__name__})")
+    if kind == "float":
+        require(math.isfinite(float(value)), f"config field {field} must be a finite number, got {shown!r}")
+        require(abs(value) <= MAX_ABS_FLOAT,
+                f"config field {field}={shown!r} is out of range; expected a magnitude of at most {MAX_ABS_FLOAT:g}")
+    if kind == "int":
+        require(abs(value) <= MAX_INT,
+                f"config field {field}={shown!r} is out of range; expected a magnitude of at most {MAX_INT}")
+
+
+def _check_value(field: str, value, refs: list) -> None:
+    """``value`` against the reference values ``refs``; the elements of a list (of lists) one by one."""
+    kinds = {_kind(r) for r in refs}
+    if "list" in kinds:
+        require(isinstance(value, (tuple, list)), f"config field {field} must be a list such as (1, 2), got {value!r}")
+        elements = [e for r in refs if isinstance(r, (tuple, list)) for e in r] or [0, 0.0, ""]
+        for i, element in enumerate(value):
+            _check_value(f"{field}[{i}]", element, elements)
+    else:
+        _check_scalar(field, value, kinds, value)
+
+
+def _flatten(cfg, prefix: str = "") -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, ml_collections.ConfigDict):
+            out[prefix + k] = "group"
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def check_fields(cfg, experiment: str, references: Sequence[ml_collections.ConfigDict],
+                 required: Optional[ml_collections.ConfigDict] = None) -> None:
+    """Checks every field of ``cfg`` against the experiment's packaged configs, before any work.
+
+    Args:
+      cfg: the config to check.
+      experiment: the experiment's name, for the messages (``sinusoid``, ``rl``, ``classify``).
+      references: the experiment's packaged configs; a field is known if one of them has it,
+        and must have the same type as there (an integer passes for a number; each element of a
+        list is checked against the elements of the reference's list).
+      required: the fields every config of the experiment must have (default: the first reference).
+
+    Every number must be finite, at most :data:`MAX_ABS_FLOAT` (floats) or :data:`MAX_INT`
+    (integers) in magnitude, and ``seed`` in [0, 2**32). A config of another experiment, an
+    unknown field and a missing one are errors naming the field.
+    """
+    if not isinstance(cfg, ml_collections.ConfigDict):
+        raise OmniJaxError(f"the {experiment} config must be an ml_collections.ConfigDict, got {type(cfg).__name__}")
+    required = references[0] if required is None else required
+    known: dict = {}
+    for r in references:
+        for field, value in _flatten(r).items():
+            known.setdefault(field, []).append(value)
+    flat = _flatten(cfg)
+    need = _flatten(required)
+    for field, value in flat.items():   # a value where a group goes, or the reverse
+        refs = known.get(field, [])
+        if refs and ("group" in refs) != (value == "group"):
+            raise OmniJaxError(f"config field {field} must be "
+                               + ("a group of fields" if "group" in refs else "a single value, not a group")
+                               + (f", got {value!r}" if value != "group" else ""))
+    missing = [f for f, v in need.items() if f not in flat and (v != "group" or f.rpartition(".")[0] in flat)]
+    unknown = [f for f in flat if f not in known and (f.rpartition(".")[0] in known or "." not in f)]
+    if missing or unknown:
+        other = _guess_other_experiment(flat, experiment)
+        if other:
+            raise OmniJaxError(f"this is not a config for `omni-jax {experiment}`: its fields are those of a "
+                               f"config for `omni-jax {other}` (missing here: {', '.join(missing[:3]) or 'none'}; "
+                               f"unknown here: {', '.join(unknown[:3]) or 'none'})")
+        if missing:
+            raise OmniJaxError(f"config field {missing[0]} is missing (a {experiment} config needs it"
+                               + (f"; also missing: {', '.join(missing[1:4])}" if len(missing) > 1 else "") + ")")
+        raise OmniJaxError(f"unknown config field {unknown[0]} for {experiment}"
+                           + (f" (also unknown: {', '.join(unknown[1:4])})" if len(unknown) > 1 else ""))
+    for field, value in flat.items():
+        refs = known[field]
+        if value == "group":
+            continue
+        if field == "seed":
+            require(_kind(value) == "int", f"config field seed must be an integer, got {value!r}")
+        else:
+            _check_value(field, value, refs)
+    if "seed" in flat:
+        lo, hi = SEED_RANGE
+        require(lo <= cfg.seed < hi, f"config field seed={cfg.seed} is out of range; expected {lo} <= seed < 2**32")
+
+
+# The packaged configs of each experiment, to name the experiment a wrong config is for.
+EXPERIMENT_CONFIGS = {"sinusoid": ("sinusoid",), "rl": ("rl_navigation2d", "rl_halfcheetah_vel"),
+                      "classify": ("classify", "classify_synthetic")}
+
+
+def experiment_references(experiment: str) -> list:
+    """The packaged configs of ``experiment`` (see :data:`EXPERIMENT_CONFIGS`), freshly built."""
+    return [importlib.import_module(f"{CONFIG_PACKAGE}.{n}").get_config() for n in EXPERIMENT_CONFIGS[experiment]]
+
+
+def _guess_other_experiment(fields, experiment: str) -> Optional[str]:
+    """The other experiment whose packaged configs have every one of ``fields``, if there is one."""
+    for name in EXPERIMENT_CONFIGS:
+        if name == experiment:
+            continue
+        known = set()
+        for ref in experiment_references(name):
+            known |= set(_flatten(ref))
+        if set(fields) <= known:
+            return name
+    return None
 
 
 def check_positive(config: ml_collections.ConfigDict, *fields: str, allow_zero: bool = False) -> None:

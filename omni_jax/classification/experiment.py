@@ -51,6 +51,7 @@ DEFAULT_HEAD = "default"
 
 def check(cfg, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
+    config_lib.check_fields(cfg, "classify", config_lib.experiment_references("classify"))
     req = config_lib.require
     config_lib.check_choices(cfg.train.methods, METHODS, "train.methods")
     req(len(set(cfg.train.methods)) == len(cfg.train.methods),

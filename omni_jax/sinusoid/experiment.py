@@ -35,6 +35,12 @@ def recovered_waves(models: dict, cfg, num_tasks: int = 3, k_shot: int = 5) -> d
             "preds": {m: np.asarray(preds[m][..., 0]) for m in keep}}
 
 
+def figure6_steps(cfg) -> tuple:
+    """The adaptation steps Figure 6 shows: 1 and 10 (the paper's), or 1 and the last when
+    ``eval.max_steps`` < 10."""
+    return tuple(sorted({1, min(10, cfg.eval.max_steps)}))
+
+
 def _models(trained: Mapping[str, runner.Trained]) -> dict:
     return {m: (t.program.model, t.state.params) for m, t in trained.items()}
 
@@ -70,7 +76,8 @@ class SinusoidExperiment(runner.Experiment):
 
     def plots(self, cfg, records, trained, context, workdir: Path):
         return [plots.plot_mse_vs_steps(records, workdir / "fig5_mse_vs_steps.png"),
-                plots.plot_recovered_waves(recovered_waves(_models(trained), cfg), workdir / "fig6_recovered_waves.png")]
+                plots.plot_recovered_waves(recovered_waves(_models(trained), cfg), workdir / "fig6_recovered_waves.png",
+                                           steps=figure6_steps(cfg))]
 
 
 def train_and_evaluate(config, workdir, **kwargs):

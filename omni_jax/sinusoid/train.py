@@ -39,6 +39,7 @@ TRAINED_METHODS = ("baseline", "maml", "joint", "omni")
 
 def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
+    config_lib.check_fields(cfg, "sinusoid", config_lib.experiment_references("sinusoid"))
     req = config_lib.require
     config_lib.check_positive(cfg, "train.num_steps", "train.meta_batch", "train.k_shot", "train.k_query",
                               "train.pre_batch", "train.inner_lr", "train.inner_steps", "train.outer_lr",

@@ -1,0 +1,70 @@
+"""Guards between training and the files a run reports: no numbers from a run that learned nothing,
+and a ``results.json`` that is always valid JSON.
+
+* :func:`check_updates`: a method whose every update was skipped (a non-finite loss or gradient
+  at each step: an overflowing data range, a diverging learning rate) stops the run with an
+  :class:`~omni_jax.errors.OmniJaxError` instead of evaluating the untrained parameters.
+* :func:`json_safe`: the records with every non-finite number (NaN, ±inf) replaced by ``None``
+  (JSON ``null``) and NumPy/JAX scalars and arrays made plain Python, so that ``json.dumps(...,
+  allow_nan=False)`` accepts them; :func:`count_nonfinite` says how many there were.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from omni_jax.errors import OmniJaxError
+
+
+def check_updates(method: str, state, num_steps: int) -> None:
+    """Raises an ``OmniJaxError`` when every one of ``method``'s updates so far was skipped.
+
+    ``state`` is a :class:`~omni_jax.training.loop.TrainState` whose optimizer state was built by
+    :func:`omni_jax.omni.omni_optimizer` (which counts the skipped updates); a state without that
+    count is not checked.
+    """
+    from omni_jax.omni import skipped_updates
+    try:
+        skipped = int(skipped_updates(state.opt_state)[1])
+    except ValueError:  # not an omni_optimizer state: nothing counted
+        return
+    steps = int(state.step)
+    if steps > 0 and skipped >= steps:
+        raise OmniJaxError(
+            f"{method}: all {steps} of its {num_steps} training updates were skipped (the loss or its gradient "
+            "was not finite at every step), so it learned nothing and no results are reported; check the "
+            "config's data ranges and learning rates (see loss/total in its metrics.jsonl)")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NumPy/JAX numbers and arrays made plain Python and non-finite floats as ``None``."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(float(value)) else None
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a NumPy or JAX array
+        return json_safe(np.asarray(value).tolist())
+    return value
+
+
+def count_nonfinite(value: Any) -> int:
+    """How many non-finite numbers (NaN, ±inf) ``value`` holds (nested dicts and lists, arrays)."""
+    if isinstance(value, dict):
+        return sum(count_nonfinite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(count_nonfinite(v) for v in value)
+    if isinstance(value, (bool, np.bool_, int, np.integer)):
+        return 0
+    if isinstance(value, (float, np.floating)):
+        return 0 if math.isfinite(float(value)) else 1
+    if hasattr(value, "shape") and hasattr(value, "dtype") and np.issubdtype(np.asarray(value).dtype, np.floating):
+        return int(np.size(value) - np.count_nonzero(np.isfinite(np.asarray(value))))
+    return 0
