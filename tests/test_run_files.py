@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -239,7 +240,7 @@ def test_ctrl_c_in_the_glyph_builders_pool_ends_promptly(tmp_path):
 def test_ctrl_c_in_training_exits_130_and_the_rerun_gives_the_same_results(tmp_path):
     from test_damage import SINUSOID
     args = [a for a in SINUSOID if "num_steps" not in a and "ckpt_every" not in a] + [
-        "--config.train.num_steps=400", "--config.train.ckpt_every=50"]
+        "--config.train.num_steps=3000", "--config.train.ckpt_every=500"]
     full = tmp_path / "full"
     subprocess.run([sys.executable, "-m", "omni_jax.cli", *args, "--workdir", str(full)], cwd=REPO, check=True,
                    capture_output=True, timeout=600)
@@ -249,8 +250,8 @@ def test_ctrl_c_in_training_exits_130_and_the_rerun_gives_the_same_results(tmp_p
     for line in proc.stdout:                                  # the run has started once it says so
         if "workdir" in line:
             break
-    while not (wd / "maml" / "metrics.jsonl").exists() and proc.poll() is None:
-        pass
+    while not (wd / "maml" / "metrics.jsonl").exists() and proc.poll() is None:   # training, not compiling
+        time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (proc.returncode, err[-2000:])
@@ -259,3 +260,55 @@ def test_ctrl_c_in_training_exits_130_and_the_rerun_gives_the_same_results(tmp_p
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert json.loads((wd / "results.json").read_text()) == json.loads((full / "results.json").read_text())
+
+
+# ---------------------------------------------------------------------------- checkpoints checked before use
+
+
+def _two_steps(directory):
+    store = CheckpointStore(directory, {"x": 1}, warn=lambda m: None)
+    for step in (2, 4):
+        store.save(step, {"w": jnp.full(3, float(step)), "step": jnp.asarray(step)})
+    store.close()
+    return {"w": jnp.zeros(3), "step": jnp.asarray(0)}
+
+
+def test_a_damaged_newest_step_is_set_aside_and_the_previous_one_restored(tmp_path):
+    target = _two_steps(tmp_path / "ck")
+    shard = next(p for p in sorted((tmp_path / "ck" / "4").rglob("*")) if p.is_file() and p.stat().st_size > 16
+                 and p.name != "omni_jax_files.json")
+    shard.write_bytes(shard.read_bytes()[::-1])              # same size, other bytes
+    warnings = []
+    store = CheckpointStore(tmp_path / "ck", {"x": 1}, warn=warnings.append)
+    assert "does not hold the bytes that were saved" in store.verify(4) and store.verify(2) is None
+    step, state = store.restore_latest(target)
+    assert step == 2 and float(state["w"][0]) == 2.0
+    assert len(warnings) == 1 and "checkpoints.damaged" in warnings[0] and str(shard) in warnings[0]
+    assert (tmp_path / "checkpoints.damaged" / "4").is_dir() and not (tmp_path / "ck" / "4").exists()
+    store.save(4, {"w": jnp.full(3, 4.5), "step": jnp.asarray(4)})     # the step is written again
+    assert store.restore_latest(target)[0] == 4 and store.verify(4) is None
+    store.close()
+
+
+def test_when_every_step_is_damaged_it_is_an_error_and_nothing_moves(tmp_path):
+    target = _two_steps(tmp_path / "ck")
+    for step in (2, 4):
+        (tmp_path / "ck" / str(step) / "_CHECKPOINT_METADATA").write_text("")
+    before = sorted(str(p) for p in (tmp_path / "ck").rglob("*"))
+    store = CheckpointStore(tmp_path / "ck", {"x": 1}, warn=lambda m: None)
+    with pytest.raises(OmniJaxError, match=r"every checkpoint in .* is damaged .*; move .* aside to train from"):
+        store.restore_latest(target)
+    store.close()
+    assert sorted(str(p) for p in (tmp_path / "ck").rglob("*")) == before
+
+
+def test_a_damaged_config_record_is_checked_against_the_steps_records(tmp_path):
+    _two_steps(tmp_path / "ck")
+    (tmp_path / "ck" / "config.json").write_bytes(b"\x00garbage")
+    warnings = []
+    assert CheckpointStore.peek(tmp_path / "ck", {"x": 1}) == 4                       # the same config: fine
+    with pytest.raises(OmniJaxError, match="incompatible config"):
+        CheckpointStore(tmp_path / "ck", {"x": 2}, warn=warnings.append)             # another: still refused
+    (tmp_path / "ck" / "config.json").unlink()
+    with pytest.raises(OmniJaxError, match="incompatible config"):
+        CheckpointStore.peek(tmp_path / "ck", {"x": 2})

@@ -122,13 +122,26 @@ class CheckpointStore:
 
     def _check_compatible(self) -> None:
         path = self.config_path
+        self._rewrite_config = False
+        old = None
         if path.exists() or path.is_symlink():
-            old = files.read_json(path, expect=dict, hint="delete it to have it written again from the "
-                                                          "checkpoints' own records, or use another --workdir")
+            try:
+                old = files.read_json(path, expect=dict, hint="delete it to have it written again from the "
+                                                              "checkpoints' own records, or use another --workdir")
+            except OmniJaxError as e:
+                if path.is_dir() or not path.is_file():
+                    raise
+                old = self._fingerprint_from_steps()   # the same fingerprint is recorded with every step
+                if old is None:
+                    raise
+                self.warn(f"{e.args[0].split(';')[0]}; checked the checkpoints against the config recorded with "
+                          "them instead (it is written again at the next checkpoint)")
+                self._rewrite_config = True
         else:
             old = self._fingerprint_from_steps()
-            if old is None:
-                return
+            self._rewrite_config = True
+        if old is None:
+            return
         changed = config_lib.diff(old, self.fingerprint)
         if changed:
             raise OmniJaxError(
@@ -222,7 +235,7 @@ class CheckpointStore:
         return None, target
 
     def _set_aside(self, damaged, in_the_way) -> None:
-        if not damaged and not in_the_way:
+        if (not damaged and not in_the_way) or jax.process_index() != 0:   # process 0 moves, for all
             return
         aside = files.ensure_dir(self.directory.parent / DAMAGED)
         for path, problem in damaged:
@@ -264,7 +277,8 @@ class CheckpointStore:
 
     def save(self, step: int, state: Any) -> None:
         primary = jax.process_index() == 0
-        if primary and not (self.config_path.exists() or self.config_path.is_symlink()):
+        if primary and (self._rewrite_config or not (self.config_path.exists() or self.config_path.is_symlink())):
+            self._rewrite_config = False
             files.write_atomic(self.config_path, json.dumps(self.fingerprint, indent=1, sort_keys=True))
         with self._orbax_errors(f"write checkpoint step {step} to", self._step_dir(step)):
             self._manager.save(step, args=ocp.args.StandardSave(state))

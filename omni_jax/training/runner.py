@@ -175,9 +175,9 @@ def _reusable_results(workdir: Path, stamp: dict) -> Optional[List[dict]]:
         return None
     digests = written.get("digests")
     listed = written.get("files")
-    if not isinstance(listed, list) or not isinstance(digests, dict):
+    if not isinstance(listed, list) or not isinstance(digests, dict) or not all(isinstance(f, str) for f in listed):
         return None
-    for f in listed:
+    for f in set(listed) | set(digests):
         try:
             if not isinstance(f, str) or not (workdir / f).is_file() or files.digest(workdir / f) != digests.get(f):
                 return None
@@ -359,8 +359,9 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
         files.write_json(workdir / RESULTS, records)
         files.write_json(workdir / EVALUATIONS / f"{evaluation_key(stamp)}.json", {"stamp": stamp, "records": records})
         names = [RESULTS] + [str(f.relative_to(workdir)) if f.is_relative_to(workdir) else str(f) for f in written]
+        record = f"{EVALUATIONS}/{evaluation_key(stamp)}.json"
         files.write_json(workdir / EVALUATION, {"stamp": stamp, "files": names,
-                                                "digests": {n: files.digest(workdir / n) for n in names}})
+                                                "digests": {n: files.digest(workdir / n) for n in names + [record]}})
     log("")
     log(experiment.table(cfg, records))
     log("")

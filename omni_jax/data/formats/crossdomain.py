@@ -36,8 +36,9 @@ WHERE = ("the cross-domain split files are not downloaded by omni-jax: write bas
 
 def find_json(data_dir: Path, domain: str, split: str) -> Path:
     name = FILE_OF_SPLIT[split]
-    candidates = [data_dir / name] + [d / name for d in sorted(data_dir.iterdir()) if d.is_dir()
-                                      and d.name.lower() == domain] if data_dir.is_dir() else [data_dir / name]
+    with fileio.guarded(data_dir, "list", WHERE):
+        candidates = [data_dir / name] + [d / name for d in sorted(data_dir.iterdir()) if d.is_dir()
+                                          and d.name.lower() == domain] if data_dir.is_dir() else [data_dir / name]
     for c in candidates:
         if c.is_file():
             return c

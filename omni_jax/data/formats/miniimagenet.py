@@ -148,12 +148,14 @@ def load_class_folders(root, what: str, image_size: Optional[int], *, channels: 
     root = Path(root)
     if not root.is_dir():
         raise OmniJaxError(f"{what}: folder {root} not found; {WHERE}")
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    with fileio.guarded(root, "list", WHERE):
+        class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
         raise OmniJaxError(f"{what}: {root} has no class folders (expected {root}/<class>/<image>.jpg)")
     paths, labels = [], []
     for c, d in enumerate(class_dirs):
-        files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        with fileio.guarded(d, "list", WHERE):
+            files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         paths += files
         labels += [c] * len(files)
     if not paths:
