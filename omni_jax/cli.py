@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import os
 import sys
+from pathlib import Path
 from typing import Optional, Sequence
 
 from omni_jax.errors import OmniJaxError
@@ -59,7 +59,14 @@ def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, ex
                         help="evaluate finished methods only, never train (e.g. with other eval.* settings or "
                              "another test split); each evaluation is kept in WORKDIR/evaluations/")
     parser.add_argument("--distributed", action="store_true",
-                        help="call jax.distributed.initialize() first (multi-host runs)")
+                        help="join a multi-process run first (jax.distributed.initialize): with the three options "
+                             "below, or detected from the cluster (SLURM, Open MPI, Cloud TPU) without them")
+    parser.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                        help="with --distributed: process 0's address, the same for every process")
+    parser.add_argument("--num-processes", metavar="N", type=int, default=None,
+                        help="with --distributed: how many processes the run has")
+    parser.add_argument("--process-id", metavar="I", type=int, default=None,
+                        help="with --distributed: this process's number, 0 .. N-1 (0 writes the results)")
 
 
 def run_options(args) -> dict:
@@ -78,13 +85,13 @@ def load_config(args, overrides, default: str):
 
 
 def _available():
+    """The subcommands whose module is installed, found without importing their packages (importing
+    ``omni_jax.rl`` imports Brax to register its environments: seconds ``omni-jax sinusoid`` need not spend)."""
+    root = Path(__file__).resolve().parent
     out = {}
     for name, (module, help_text) in SUBCOMMANDS.items():
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if found:
+        rel = Path(*module.split(".")[1:])
+        if (root / rel.with_suffix(".py")).is_file() or (root / rel / "__init__.py").is_file():
             out[name] = (module, help_text)
     return out
 
@@ -116,9 +123,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if bad:
         parser.error(f"config overrides must look like --config.FIELD=VALUE, got {' '.join(bad)}")
     try:
+        explicit = [getattr(args, a, None) for a in ("coordinator", "num_processes", "process_id")]
+        if any(v is not None for v in explicit) and not getattr(args, "distributed", False):
+            raise OmniJaxError("--coordinator, --num-processes and --process-id need --distributed")
         if getattr(args, "distributed", False):
             from omni_jax.training.sharding import initialize_distributed
-            initialize_distributed()
+            initialize_distributed(*explicit)
         return int(module.run(args, overrides) or 0)
     except OmniJaxError as e:
         print(f"omni-jax: error: {e}", file=sys.stderr)
