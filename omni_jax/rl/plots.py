@@ -7,7 +7,7 @@ combines the ``results.json`` of several work directories into one figure.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +59,17 @@ def main(argv=None) -> int:
     parser.add_argument("-o", "--out", default="figure8.png")
     parser.add_argument("--median", action="store_true", help="plot medians instead of means")
     args = parser.parse_args(argv)
+    from omni_jax import files
+    from omni_jax.errors import OmniJaxError
     records = []
-    for w in args.workdirs:
-        records += json.loads((Path(w) / "results.json").read_text())
-    print(plot_return_vs_steps(records, Path(args.out), median=args.median))
+    try:
+        for w in args.workdirs:
+            records += files.read_json(Path(w) / "results.json", expect=list,
+                                       hint="run `omni-jax rl` with that --workdir again")
+        print(plot_return_vs_steps(records, Path(args.out), median=args.median))
+    except OmniJaxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
