@@ -240,7 +240,7 @@ def test_ctrl_c_in_the_glyph_builders_pool_ends_promptly(tmp_path):
 def test_ctrl_c_in_training_exits_130_and_the_rerun_gives_the_same_results(tmp_path):
     from test_damage import SINUSOID
     args = [a for a in SINUSOID if "num_steps" not in a and "ckpt_every" not in a] + [
-        "--config.train.num_steps=3000", "--config.train.ckpt_every=500"]
+        "--config.train.num_steps=1200", "--config.train.ckpt_every=200"]
     full = tmp_path / "full"
     subprocess.run([sys.executable, "-m", "omni_jax.cli", *args, "--workdir", str(full)], cwd=REPO, check=True,
                    capture_output=True, timeout=600)
