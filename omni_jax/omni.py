@@ -87,7 +87,8 @@ def squared_error(student: jnp.ndarray, teacher: jnp.ndarray) -> jnp.ndarray:
 
 def omni_loss(params: Params, teacher_params: Optional[Params], batch: Any, episode: Any, *,
               pre_algorithm: Algorithm, meta_algorithm: Algorithm,
-              weights: OmniLossWeights = OmniLossWeights()) -> Tuple[jnp.ndarray, dict]:
+              weights: OmniLossWeights = OmniLossWeights(),
+              teacher_episode: Any = None) -> Tuple[jnp.ndarray, dict]:
     """The Omni-Loss, Eq. 15. Returns ``(total, metrics)``.
 
     Args:
@@ -98,6 +99,11 @@ def omni_loss(params: Params, teacher_params: Optional[Params], batch: Any, epis
       episode: the task episode(s) for the meta-training algorithm.
       pre_algorithm, meta_algorithm: ``(params, data, flow) -> (loss, outputs)``.
       weights: which terms are on, and λ.
+      teacher_episode: the episode the teacher's meta-flow outputs are
+        computed on (R_meta, Eq. 13); by default ``episode``. The same tasks
+        and data, without anything cached for the student's parameters (the
+        RL meta-iteration passes the student's adapted parameters in
+        ``episode``).
 
     ``metrics`` holds every computed term (``loss/<term>``) and the total.
     """
@@ -117,7 +123,8 @@ def omni_loss(params: Params, teacher_params: Optional[Params], batch: Any, epis
     if w.meta:
         terms["meta"], out = meta_algorithm(params, episode, "meta")
         if w.distill_meta and w.lam > 0:
-            terms["distill_meta"] = squared_error(out, meta_algorithm(teacher, episode, "meta")[1])
+            t_episode = episode if teacher_episode is None else teacher_episode
+            terms["distill_meta"] = squared_error(out, meta_algorithm(teacher, t_episode, "meta")[1])
     total = sum(w.lam * v if k.startswith("distill") else v for k, v in terms.items())
     metrics = {f"loss/{k}": v for k, v in terms.items()}
     metrics["loss/total"] = total

@@ -210,3 +210,68 @@ def test_maml_rl_meta_gradient_matches_float64_finite_differences():
         diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(fo),
                                                                    jax.tree_util.tree_leaves(grad)))
         assert diff > 1e-4, diff
+
+
+def _small_episode(dtype, B=2, N=4, T=5, key=1):
+    keys = jax.random.split(jax.random.PRNGKey(key), 6)
+
+    def traj(k1, k2, k3):
+        return {"obs": jax.random.normal(k1, (B, N, T, 2), dtype),
+                "actions": jax.random.normal(k2, (B, N, T, 2), dtype),
+                "advantages": jax.random.normal(k3, (B, N, T), dtype),
+                "mask": jnp.ones((B, N, T), dtype).at[:, 0, 3:].set(0.0)}
+
+    return traj(*keys[:3]), traj(*keys[3:])
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_known_adapted_parameters_give_the_recomputed_meta_gradient(first_order):
+    """``maml_rl`` with the adapted parameters handed in (as the RL meta-iteration does, from
+    sampling the queries) has the value, the outputs and the gradient of the path that recomputes
+    the inner step; float64, on every flow of an Omni-Net policy."""
+    with jax.enable_x64(True):
+        policy = GaussianPolicy(2, widths=(8, 8), omni=True)
+        params = policy.init(jax.random.PRNGKey(0), jnp.zeros((1, 2), jnp.float64))
+        params = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), params)
+        apply = lambda p, o, f: policy.apply(p, o, f)
+        support, query = _small_episode(jnp.float64)
+        meta = losses.maml_rl(apply, inner_lr=0.5, first_order=first_order)
+        for flow in ("joint", "pre", "meta"):
+            adapted = jax.vmap(lambda s: losses.adapt(apply, params, s, flow, lr=0.5))(support)
+            plain = {flow: {"support": support, "query": query}}
+            known = {flow: {"support": support, "query": query, "adapted": adapted}}
+            (la, oa), ga = jax.value_and_grad(lambda p: meta(p, plain, flow), has_aux=True)(params)
+            (lb, ob), gb = jax.value_and_grad(lambda p: meta(p, known, flow), has_aux=True)(params)
+            np.testing.assert_allclose(float(lb), float(la), rtol=1e-12)
+            np.testing.assert_allclose(np.asarray(ob), np.asarray(oa), rtol=1e-12, atol=1e-14)
+            # through a function of the outputs too (R_meta differentiates the query outputs)
+            ha = jax.grad(lambda p: jnp.sum(jnp.sin(meta(p, plain, flow)[1])))(params)
+            hb = jax.grad(lambda p: jnp.sum(jnp.sin(meta(p, known, flow)[1])))(params)
+            for a, b in zip(jax.tree_util.tree_leaves((ga, ha)), jax.tree_util.tree_leaves((gb, hb))):
+                np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-9, atol=1e-12)
+        # the check can fail: a wrong known value changes the loss
+        wrong = jax.tree_util.tree_map(lambda x: x + 0.1, adapted)
+        bad = {"meta": {"support": support, "query": query, "adapted": wrong}}
+        assert abs(float(meta(params, bad, "meta")[0]) - float(la)) > 1e-6
+
+
+def test_tasks_one_after_the_other_give_the_batched_results():
+    """``task_chunk=1`` (a plain ``lax.map``, the CPU default) and ``2`` equal the all-at-once vmap:
+    the inner steps of :func:`losses.adapt_tasks` and the MAML-RL loss, its outputs and gradient."""
+    policy = GaussianPolicy(2, widths=(8,), omni=False)
+    params = policy.init(jax.random.PRNGKey(0), jnp.zeros((1, 2)))
+    apply = lambda p, o, f: policy.apply(p, o, f)
+    support, query = _small_episode(jnp.float32, B=3)
+    per_task = jax.tree_util.tree_map(lambda x: jnp.stack([x, 1.1 * x, 0.9 * x]), params)
+    ep = {"joint": {"support": support, "query": query}}
+    ref_adapted = losses.adapt_tasks(apply, per_task, support, "joint", lr=0.5, task_chunk=None)
+    ref = jax.value_and_grad(lambda p: losses.maml_rl(apply, inner_lr=0.5)(p, ep, "joint"), has_aux=True)(params)
+    for chunk in (1, 2):
+        got = losses.adapt_tasks(apply, per_task, support, "joint", lr=0.5, task_chunk=chunk)
+        out = jax.value_and_grad(lambda p: losses.maml_rl(apply, inner_lr=0.5, task_chunk=chunk)(p, ep, "joint"),
+                                 has_aux=True)(params)
+        for a, b in zip(jax.tree_util.tree_leaves((ref_adapted, ref)), jax.tree_util.tree_leaves((got, out))):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    # the tasks really differ (a mix-up of their order would show)
+    assert not np.allclose(np.asarray(ref_adapted["params"]["log_std_joint"][0]),
+                           np.asarray(ref_adapted["params"]["log_std_joint"][1]))

@@ -88,6 +88,7 @@ def test_initial_flows_are_the_joint_flow():
     ({"train.chunk_size": 3}, "must be a multiple of train.chunk_size"),
     ({"eval.omni_head": "both"}, "eval.omni_head"),
     ({"policy.kernel_init": "orthogonal"}, "policy.kernel_init='orthogonal' is unknown"),
+    ({"train.task_chunk": 0}, "train.task_chunk must be a positive integer or None"),
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(OmniJaxError, match=message):
@@ -159,3 +160,31 @@ def test_precompiled_programs_are_the_ones_training_and_evaluation_run(tmp_path)
     initial = ev.adaptation_returns(cfg, env, entries({m: p.state for m, p in programs.items()}))
     assert returns.shape == initial.shape == (cfg.eval.max_steps + 1, 4, cfg.eval.num_tasks)
     assert not np.allclose(initial, returns)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["maml", "omni"])
+def test_reusing_the_sampled_adaptation_gives_the_recomputed_update(method):
+    """One meta-iteration with the adapted parameters taken from sampling the queries equals the
+    one that recomputes the inner step in the loss (same trajectories, same update up to float32
+    rounding; for Omni-Training the teacher still adapts itself)."""
+    cfg = tiny_config()
+    env = tr.make_env_from_config(cfg)
+    w = config_lib.loss_weights(cfg.omni, method)
+    policy, opt = tr.make_policy(cfg, env, method), tr.make_optimizer(cfg, w)
+    state = tr.init_state(cfg, env, policy, opt, method)
+    # move the teacher away from the student so that using the student's adapted parameters for
+    # the teacher would show
+    state = state.replace(params=jax.tree_util.tree_map(lambda x: x * 1.1, state.params))
+    out = {}
+    for reuse in (True, False):
+        step = jax.jit(tr.make_step(cfg, env, policy, w, opt, reuse_adaptation=reuse))
+        out[reuse] = step(state)
+    (new_a, m_a), (new_b, m_b) = out[True], out[False]
+    assert float(m_a["skipped"]) == 0.0
+    for k in m_b:
+        if k.startswith("loss/") or k.startswith("return/"):
+            np.testing.assert_allclose(float(m_a[k]), float(m_b[k]), rtol=2e-4, atol=1e-6, err_msg=k)
+    for a, b in zip(jax.tree_util.tree_leaves(new_a.params), jax.tree_util.tree_leaves(new_b.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)
+    assert not leaves_equal(new_a.params, state.params)

@@ -72,9 +72,16 @@ def map_tasks(task_fn: Callable[[Params, dict], Tuple[jnp.ndarray, Any]], params
     Chunk ``i`` holds tasks ``i, i + n, i + 2n, ...`` (strided), so a task axis split over
     devices stays split inside every chunk; a remainder is one more ``vmap``. The results
     come back in the tasks' order.
+
+    ``task_chunk=1`` is a plain ``lax.map``, one task after the other with no batch axis:
+    where each task has parameters of its own (an adapted network) and many points, XLA:CPU
+    runs the unbatched matrix products several times faster than the batched ones
+    (RL's inner REINFORCE step over 20 tasks × 2,000 steps: 45 ms against 196 ms, 2 cores).
     """
-    batched = jax.vmap(task_fn, in_axes=(None, 0))
     t = jax.tree_util.tree_leaves(episode)[0].shape[0]
+    if task_chunk == 1 and t > 1:
+        return lax.map(lambda e: task_fn(params, e), episode)
+    batched = jax.vmap(task_fn, in_axes=(None, 0))
     if not task_chunk or t <= task_chunk:
         return batched(params, episode)
     n, c = t // task_chunk, task_chunk

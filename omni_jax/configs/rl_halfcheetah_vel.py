@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.first_order = False                 # second-order MAML-RL
     t.discount = 0.99
     t.chunk_size = 10
+    t.task_chunk = 1                      # tasks per vmapped batch in the inner steps (as navigation2d)
     t.ckpt_every = 50
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)

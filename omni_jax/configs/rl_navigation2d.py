@@ -36,6 +36,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.first_order = False                 # second-order MAML-RL (first-order barely beat Baseline)
     t.discount = 0.99
     t.chunk_size = 10                     # iterations per jitted lax.scan call
+    t.task_chunk = 1                      # tasks per vmapped batch in the inner steps: 1 is one task after
+                                          # the other (fastest on a CPU), None all at once (for accelerators)
     t.ckpt_every = 50
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)

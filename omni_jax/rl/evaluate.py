@@ -55,9 +55,10 @@ def entries_for(models: Dict[str, tuple]) -> Sequence[Entry]:
 
 
 def make_eval_fn(env, entries: Sequence[Entry], *, num_traj: int, horizon: int, max_steps: int, lr: float,
-                 discount: float, mesh=None):
+                 discount: float, mesh=None, task_chunk: Optional[int] = None):
     """A jitted ``fn(params_list, tasks, rng) -> returns [max_steps + 1, G, B]``: every entry's
-    policy adapts by ``max_steps`` REINFORCE steps on each task, all in one vmapped rollout."""
+    policy adapts by ``max_steps`` REINFORCE steps on each task, all in one vmapped rollout
+    (the steps themselves ``task_chunk`` tasks at a time, :func:`omni_jax.rl.losses.adapt_tasks`)."""
     policies = [(apply, flow, True) for _, apply, _, flow in entries]
 
     def fn(params_list, tasks, rng):
@@ -69,10 +70,8 @@ def make_eval_fn(env, entries: Sequence[Entry], *, num_traj: int, horizon: int, 
             traj = acting.rollout(env, policies, ps, tasks, key, num_traj=num_traj, horizon=horizon)
             traj = losses.add_advantages_batched(traj, discount)
             ret = jnp.mean(acting.episode_returns(traj), axis=-1)  # [G, B]
-            new = []
-            for g, (apply, flow, _) in enumerate(policies):
-                step = lambda p, s, apply=apply, flow=flow: losses.adapt(apply, p, s, flow, lr=lr)
-                new.append(jax.vmap(step)(ps[g], acting.select(traj, g)))
+            new = [losses.adapt_tasks(apply, ps[g], acting.select(traj, g), flow, lr=lr, task_chunk=task_chunk)
+                   for g, (apply, flow, _) in enumerate(policies)]
             return new, ret
 
         _, rets = lax.scan(body, per_task, jax.random.split(rng, max_steps + 1))
@@ -96,7 +95,7 @@ class AdaptationEvaluator:
         self.cfg, self.entries = cfg, list(entries)
         self.labels = [label for label, _, _, _ in entries]
         self._fn = make_eval_fn(env, entries, num_traj=e.num_traj, horizon=cfg.env.horizon, max_steps=e.max_steps,
-                                lr=e.lr, discount=cfg.train.discount, mesh=mesh)
+                                lr=e.lr, discount=cfg.train.discount, mesh=mesh, task_chunk=cfg.train.task_chunk)
         k_tasks, self._k_roll = jax.random.split(prng_stream(cfg.seed if seed is None else seed, "test"))
         chunk = min(e.task_chunk, e.num_tasks)
         num_chunks = -(-e.num_tasks // chunk)

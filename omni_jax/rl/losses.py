@@ -15,13 +15,13 @@ the first outer SGD step at lr 0.03 diverges).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from omni_jax.algorithms.maml import sgd_adapt
+from omni_jax.algorithms.maml import map_tasks, sgd_adapt
 from omni_jax.rl.networks import gaussian_log_prob
 
 Params = Any
@@ -176,22 +176,81 @@ def adapt(apply_fn: ApplyFn, params: Params, support: dict, flow: str, *, lr: fl
     return adapted
 
 
-def maml_rl(apply_fn: ApplyFn, *, inner_lr: float, first_order: bool = False):
-    """MAML-RL meta-loss (Eq. 19): ``data[flow]`` is ``{"support", "query"}``, each ``[B, N, T, ...]``.
+def adapt_tasks(apply_fn: ApplyFn, params: Params, supports: dict, flow: str, *, lr: float,
+                task_chunk: Optional[int] = None) -> Params:
+    """:func:`adapt` (one step) of each task's own parameters on its own support trajectories; both
+    have a leading task axis. ``task_chunk`` as in :func:`maml_rl`."""
+    one = lambda _, task: adapt(apply_fn, task[0], task[1], flow, lr=lr)
+    return map_tasks(one, None, (params, supports), task_chunk)
+
+
+def adapted_as_known(apply_fn: ApplyFn, params: Params, support: dict, adapted: Params, flow: str, *,
+                     lr: float, first_order: bool = False) -> Params:
+    """θ' = θ - α∇L_support(θ) for one task, as a function of θ whose value ``adapted`` is already known.
+
+    The query trajectories of MAML-RL are sampled with θ', so the inner step
+    has been taken once before the meta-loss is formed (``omni_jax.rl.train``).
+    Recomputing it in the loss costs a forward and backward pass over every
+    support trajectory and then a backward pass through that (reverse over
+    reverse). Here the forward value is the known θ', and the backward pass
+    applies the inner step's Jacobian directly: a cotangent ``v`` becomes
+    ``v - α·H v`` with ``H = ∇²L_support(θ)`` (a Hessian-vector product,
+    forward over reverse), or ``v`` when ``first_order``. Only first
+    derivatives pass through it (enough for the meta-gradient); ``adapted``
+    must be :func:`adapt` of the same ``params`` and ``support`` with one
+    step and the same ``lr`` (the tests check the gradients equal the
+    recomputing path's).
+    """
+    loss = lambda p, s: reinforce_task_loss(apply_fn, p, s, flow)[0]
+
+    @jax.custom_vjp
+    def known(p, s, a):
+        return a
+
+    def fwd(p, s, a):
+        return a, (p, s)
+
+    def bwd(res, v):
+        p, s = res
+        if first_order:
+            dp = v
+        else:
+            hv = jax.jvp(lambda q: jax.grad(loss)(q, s), (p,), (v,))[1]
+            dp = jax.tree_util.tree_map(lambda vi, hi: vi - lr * hi, v, hv)
+        zeros = lambda t: jax.tree_util.tree_map(jnp.zeros_like, t)
+        return dp, zeros(s), zeros(v)
+
+    known.defvjp(fwd, bwd)
+    return known(params, support, adapted)
+
+
+def maml_rl(apply_fn: ApplyFn, *, inner_lr: float, first_order: bool = False, task_chunk: Optional[int] = None):
+    """MAML-RL meta-loss (Eq. 19): ``data[flow]`` is ``{"support", "query"}``, each ``[B, N, T, ...]``,
+    and optionally ``"adapted"``: each task's θ' (leading axis ``B``) as computed to sample the queries.
 
     Per task, one REINFORCE step on the support trajectories (sampled with
     θ) gives θ'; the loss is REINFORCE of θ' on the query trajectories
     (sampled with θ'). Second-order unless ``first_order``: the
-    meta-gradient flows through the inner gradient.
+    meta-gradient flows through the inner gradient. With ``"adapted"`` the
+    inner step is not recomputed (:func:`adapted_as_known`); it is only valid
+    for the parameters that produced it, so the Omni-Loss's teacher gets the
+    episode without it (``omni_loss(..., teacher_episode=...)``). Tasks are
+    processed ``task_chunk`` at a time (:func:`omni_jax.algorithms.maml.map_tasks`;
+    ``1``: one after the other, fastest on a CPU; ``None``: all at once).
     """
 
-    def one_task(params, support, query, flow):
-        adapted = adapt(apply_fn, params, support, flow, lr=inner_lr, first_order=first_order)
+    def one_task(params, support, query, adapted, flow):
+        if adapted is None:
+            adapted = adapt(apply_fn, params, support, flow, lr=inner_lr, first_order=first_order)
+        else:
+            adapted = adapted_as_known(apply_fn, params, support, adapted, flow, lr=inner_lr,
+                                       first_order=first_order)
         return reinforce_task_loss(apply_fn, adapted, query, flow)
 
     def meta_loss(params, data, flow):
         ep = data[flow]
-        losses, outs = jax.vmap(one_task, in_axes=(None, 0, 0, None))(params, ep["support"], ep["query"], flow)
+        task = lambda p, e: one_task(p, e["support"], e["query"], e.get("adapted"), flow)
+        losses, outs = map_tasks(task, params, ep, task_chunk)
         return jnp.mean(losses), outs
 
     return meta_loss

@@ -64,6 +64,9 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
                               "train.inner_lr", "train.outer_lr", "train.chunk_size", "train.ckpt_every",
                               "policy.widths", "eval.num_tasks", "eval.num_traj", "eval.max_steps", "eval.lr",
                               "eval.task_chunk")
+    tc = cfg.train.task_chunk
+    req(tc is None or (isinstance(tc, int) and not isinstance(tc, bool) and tc > 0),
+        f"config field train.task_chunk must be a positive integer or None (all tasks at once), got {tc!r}")
     req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
     req(cfg.policy.kernel_init in KERNEL_INITS,
@@ -80,7 +83,8 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
 
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on (not the eval settings or the method list)."""
-    return config_lib.fingerprint(cfg, method, ["env", "policy", "train"], drop=("train.methods", "train.ckpt_every"))
+    return config_lib.fingerprint(cfg, method, ["env", "policy", "train"], drop=("train.methods", "train.ckpt_every",
+                                                                          "train.task_chunk"))
 
 
 # ---------------------------------------------------------------------------- policy and optimizer
@@ -154,18 +158,26 @@ def flows_of(weights: OmniLossWeights):
     return pre, meta
 
 
-def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
+def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None, reuse_adaptation: bool = True):
     """One meta-iteration ``step(state, data) -> (state, metrics)``; pure, jittable (``data`` is
-    unused: tasks and trajectories are sampled inside)."""
+    unused: tasks and trajectories are sampled inside).
+
+    ``reuse_adaptation``: the meta-loss takes each task's adapted parameters
+    from the sampling of the query trajectories instead of recomputing the
+    inner step (:func:`omni_jax.rl.losses.adapted_as_known`; the same
+    gradients, one pass over the support trajectories fewer). ``False``
+    recomputes it (the reference the benchmark compares against)."""
     t = cfg.train
     apply = make_apply(policy)
     pre_alg = losses.reinforce(apply)
-    meta_alg = losses.maml_rl(apply, inner_lr=t.inner_lr, first_order=t.first_order)
+    meta_alg = losses.maml_rl(apply, inner_lr=t.inner_lr, first_order=t.first_order, task_chunk=t.task_chunk)
     pre_flows, meta_flows = flows_of(weights)
 
     def loss_fn(params, teacher, batch, episode):
+        # the adapted parameters in ``episode`` are the student's: the teacher adapts itself
+        teacher_episode = {f: {k: v for k, v in e.items() if k != "adapted"} for f, e in episode.items()}
         total, metrics = omni_loss(params, teacher, batch, episode, pre_algorithm=pre_alg,
-                                   meta_algorithm=meta_alg, weights=weights)
+                                   meta_algorithm=meta_alg, weights=weights, teacher_episode=teacher_episode)
         return total, (metrics, None)
 
     update = omni_update(loss_fn, optimizer)
@@ -176,16 +188,18 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
         """The first rollout (every flow in ``first``) and the query rollout (the adapted
         meta-trained flows), as a ``lax.scan`` over the two phases so that the physics is
         compiled once. In the query phase the pre-only flow also acts (its samples are
-        dropped): one wasted group of ``len(first)`` for Omni-Training, none for MAML."""
+        dropped): one wasted group of ``len(first)`` for Omni-Training, none for MAML.
+        Returns ``(first_traj, query, adapted)``: ``adapted`` lists the per-task
+        parameters each group acted with in the query phase."""
         if not meta_flows:
             traj = acting.rollout(env, [(apply, f, False) for f in first], [params] * len(first), tasks,
                                   k_first, **roll)
-            return losses.add_advantages_batched(traj, t.discount), None
+            return losses.add_advantages_batched(traj, t.discount), None, None
         policies = [(apply, f, True) for f in first]
         per_task = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (t.meta_batch,) + x.shape), params)
 
         def adapt_all(ps, traj):
-            return [jax.vmap(lambda p, s, f=f: losses.adapt(apply, p, s, f, lr=t.inner_lr))(ps[g], acting.select(traj, g))
+            return [losses.adapt_tasks(apply, ps[g], acting.select(traj, g), f, lr=t.inner_lr, task_chunk=t.task_chunk)
                     if f in meta_flows else ps[g] for g, f in enumerate(first)]
 
         def phase(ps, inp):
@@ -195,18 +209,18 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
             ps = jax.lax.cond(is_first, adapt_all, lambda ps, _: ps, ps, traj)
             return ps, traj
 
-        _, trajs = jax.lax.scan(phase, [per_task] * len(first),
+        adapted, trajs = jax.lax.scan(phase, [per_task] * len(first),
                                 (jnp.stack([k_first, k_query]), jnp.array([True, False])))
         first_traj = jax.tree_util.tree_map(lambda x: x[0], trajs)
         query = jax.tree_util.tree_map(lambda x: x[1, :len(meta_flows)], trajs)
-        return first_traj, query
+        return first_traj, query, adapted
 
     def step(state: TrainState, data=None):
         rng, k_tasks, k_first, k_query = jax.random.split(state.rng, 4)
         tasks = shard_tasks(env.sample_tasks(k_tasks, t.meta_batch), mesh)
         metrics = {}
 
-        traj, query = sample(state.params, tasks, k_first, k_query)
+        traj, query, adapted = sample(state.params, tasks, k_first, k_query)
         sampled = {f: acting.select(traj, g) for g, f in enumerate(first)}
         for f in first:
             metrics[f"return/{f}"] = jnp.mean(acting.episode_returns(sampled[f]))
@@ -215,6 +229,8 @@ def make_step(cfg, env, policy, weights: OmniLossWeights, optimizer, mesh=None):
         episode = {}
         for g, f in enumerate(meta_flows):
             episode[f] = {"support": sampled[f], "query": acting.select(query, g)}
+            if reuse_adaptation:
+                episode[f]["adapted"] = adapted[g]  # meta_flows lead ``first``: group g is flow f
             metrics[f"return/{f}_adapted"] = jnp.mean(acting.episode_returns(episode[f]["query"]))
 
         params, opt_state, _, _, loss_metrics = update(state.params, state.opt_state, batch, episode)
