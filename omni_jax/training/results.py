@@ -68,3 +68,12 @@ def count_nonfinite(value: Any) -> int:
     if hasattr(value, "shape") and hasattr(value, "dtype") and np.issubdtype(np.asarray(value).dtype, np.floating):
         return int(np.size(value) - np.count_nonzero(np.isfinite(np.asarray(value))))
     return 0
+
+
+def has_null(value: Any) -> bool:
+    """Whether ``value`` (read back from JSON) holds a ``None`` anywhere (a number written as null)."""
+    if isinstance(value, dict):
+        return any(has_null(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_null(v) for v in value)
+    return value is None

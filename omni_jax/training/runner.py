@@ -43,6 +43,7 @@ import jax
 from omni_jax import config as config_lib
 from omni_jax import files
 from omni_jax.errors import OmniJaxError
+from omni_jax.training import results as run_results
 from omni_jax.training.checkpoint import CheckpointStore
 from omni_jax.training.loop import Chunk, Hook, TrainState, train_loop
 from omni_jax.training.metrics import MetricsWriter
@@ -172,6 +173,8 @@ def _reusable_results(workdir: Path, stamp: dict) -> Optional[List[dict]]:
     except OmniJaxError:
         return None
     if written.get("stamp") != json.loads(json.dumps(stamp)):
+        return None
+    if run_results.has_null(records):   # a non-finite number written as null: evaluate again (the table shows it)
         return None
     digests = written.get("digests")
     listed = written.get("files")
@@ -339,6 +342,7 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
                                   show_progress=show_progress, stop_after=stop_after, progress_fn=report)
             if int(state.step) < program.num_steps:
                 return None  # stopped early (stop_after)
+            run_results.check_updates(method, state, program.num_steps)  # learned nothing: no numbers
             trained[method] = Trained(program, state)
             timings[method] = time.perf_counter() - t0
             experiment.after_training(method, state, log)
@@ -356,8 +360,13 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     if jax.process_index() == 0:
         # the figures first: if one cannot be written, the earlier results.json is left as it was
         written = [Path(f) for f in experiment.plots(cfg, records, trained, context, workdir)]
-        files.write_json(workdir / RESULTS, records)
-        files.write_json(workdir / EVALUATIONS / f"{evaluation_key(stamp)}.json", {"stamp": stamp, "records": records})
+        safe = run_results.json_safe(records)   # valid JSON: a non-finite number is written as null
+        if run_results.count_nonfinite(records):
+            log(f"omni-jax {experiment.name}: warning: {run_results.count_nonfinite(records)} non-finite value(s) "
+                f"in the results, written as null to {workdir / RESULTS}")
+        files.write_json(workdir / RESULTS, safe, allow_nan=False)
+        files.write_json(workdir / EVALUATIONS / f"{evaluation_key(stamp)}.json", {"stamp": stamp, "records": safe},
+                         allow_nan=False)
         names = [RESULTS] + [str(f.relative_to(workdir)) if f.is_relative_to(workdir) else str(f) for f in written]
         record = f"{EVALUATIONS}/{evaluation_key(stamp)}.json"
         files.write_json(workdir / EVALUATION, {"stamp": stamp, "files": names,
