@@ -88,7 +88,7 @@ def test_initial_flows_are_the_joint_flow():
     ({"train.chunk_size": 3}, "must be a multiple of train.chunk_size"),
     ({"eval.omni_head": "both"}, "eval.omni_head"),
     ({"policy.kernel_init": "orthogonal"}, "policy.kernel_init='orthogonal' is unknown"),
-    ({"train.task_chunk": 0}, "train.task_chunk must be a positive integer or None"),
+    ({"train.task_chunk": 0}, "train.task_chunk must be > 0"),
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(OmniJaxError, match=message):

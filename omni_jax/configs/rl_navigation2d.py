@@ -37,7 +37,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.discount = 0.99
     t.chunk_size = 10                     # iterations per jitted lax.scan call
     t.task_chunk = 1                      # tasks per vmapped batch in the inner steps: 1 is one task after
-                                          # the other (fastest on a CPU), None all at once (for accelerators)
+                                          # the other (fastest on a CPU), >= meta_batch all at once (accelerators)
     t.ckpt_every = 50
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)

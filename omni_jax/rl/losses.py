@@ -236,7 +236,8 @@ def maml_rl(apply_fn: ApplyFn, *, inner_lr: float, first_order: bool = False, ta
     for the parameters that produced it, so the Omni-Loss's teacher gets the
     episode without it (``omni_loss(..., teacher_episode=...)``). Tasks are
     processed ``task_chunk`` at a time (:func:`omni_jax.algorithms.maml.map_tasks`;
-    ``1``: one after the other, fastest on a CPU; ``None``: all at once).
+    ``1``: one after the other, fastest on a CPU; ``None`` or at least the
+    number of tasks: all at once).
     """
 
     def one_task(params, support, query, adapted, flow):

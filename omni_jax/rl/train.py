@@ -54,6 +54,7 @@ TRAINED_METHODS = ("baseline", "maml", "omni")
 
 def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
+    config_lib.check_fields(cfg, "rl", config_lib.experiment_references("rl"), nullable=("train.task_chunk",))
     req = config_lib.require
     req(cfg.env.name in ENVS, f"unknown env {cfg.env.name!r}; expected one of {', '.join(ENVS)}")
     req(cfg.env.backend in BACKENDS,
@@ -63,10 +64,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     config_lib.check_positive(cfg, "train.num_iterations", "train.meta_batch", "train.num_traj",
                               "train.inner_lr", "train.outer_lr", "train.chunk_size", "train.ckpt_every",
                               "policy.widths", "eval.num_tasks", "eval.num_traj", "eval.max_steps", "eval.lr",
-                              "eval.task_chunk")
-    tc = cfg.train.task_chunk
-    req(tc is None or (isinstance(tc, int) and not isinstance(tc, bool) and tc > 0),
-        f"config field train.task_chunk must be a positive integer or None (all tasks at once), got {tc!r}")
+                              "eval.task_chunk", "train.task_chunk")
     req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
     req(cfg.policy.kernel_init in KERNEL_INITS,
