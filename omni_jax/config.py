@@ -252,7 +252,7 @@ def _flatten(cfg, prefix: str = "") -> dict:
 
 
 def check_fields(cfg, experiment: str, references: Sequence[ml_collections.ConfigDict],
-                 required: Optional[ml_collections.ConfigDict] = None) -> None:
+                 required: Optional[ml_collections.ConfigDict] = None, nullable: Sequence[str] = ()) -> None:
     """Checks every field of ``cfg`` against the experiment's packaged configs, before any work.
 
     Args:
@@ -262,6 +262,7 @@ def check_fields(cfg, experiment: str, references: Sequence[ml_collections.Confi
         and must have the same type as there (an integer passes for a number; each element of a
         list is checked against the elements of the reference's list).
       required: the fields every config of the experiment must have (default: the first reference).
+      nullable: the fields that may also be ``None`` (for example "all at once").
 
     Every number must be finite, at most :data:`MAX_ABS_FLOAT` (floats) or :data:`MAX_INT`
     (integers) in magnitude, and ``seed`` in [0, 2**32). A config of another experiment, an
@@ -297,7 +298,7 @@ def check_fields(cfg, experiment: str, references: Sequence[ml_collections.Confi
                            + (f" (also unknown: {', '.join(unknown[1:4])})" if len(unknown) > 1 else ""))
     for field, value in flat.items():
         refs = known[field]
-        if value == "group":
+        if value == "group" or (value is None and field in nullable):
             continue
         if field == "seed":
             require(_kind(value) == "int", f"config field seed must be an integer, got {value!r}")

@@ -194,3 +194,49 @@ def test_results_are_valid_json_with_non_finite_numbers_as_null():
     assert json.loads(text) == [{"method": "maml", "mse": None, "ci95": None, "steps": 3, "curve": [1.0, None],
                                  "ok": True, "head": None}]
     assert results.count_nonfinite(safe) == 0
+
+
+def _tiny_sinusoid():
+    cfg = config_lib.load_config("sinusoid", quick=True)
+    cfg.data.num_train_tasks = 50
+    cfg.train.methods = ("baseline",)
+    cfg.train.num_steps = cfg.train.chunk_size = cfg.train.ckpt_every = cfg.train.eval_every = 10
+    cfg.train.meta_batch, cfg.train.pre_batch = 2, 10
+    cfg.eval.num_tasks, cfg.eval.k_shots, cfg.eval.max_steps, cfg.eval.num_val_tasks = 4, (5,), 2, 2
+    return cfg
+
+
+def test_a_run_that_learns_nothing_stops_with_an_error_and_writes_no_results(tmp_path, monkeypatch):
+    from omni_jax.algorithms import l2_pretrain
+    from omni_jax.sinusoid import experiment
+
+    def nan_pretrain(apply_fn):
+        loss_fn = l2_pretrain(apply_fn)
+        return lambda params, data, flow: (lambda lo: (lo[0] * jnp.nan, lo[1]))(loss_fn(params, data, flow))
+
+    monkeypatch.setattr(sinusoid_train, "l2_pretrain", nan_pretrain)  # every loss NaN: every update skipped
+    with pytest.raises(OmniJaxError, match="baseline: all 10 of its 10 training updates were skipped"):
+        experiment.train_and_evaluate(_tiny_sinusoid(), tmp_path, show_progress=False, log=lambda m: None)
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_non_finite_evaluation_numbers_are_written_as_null(tmp_path):
+    from omni_jax.sinusoid import experiment
+    cfg = _tiny_sinusoid()
+    cfg.eval.lr, cfg.eval.max_steps = 1e6, 4  # adaptation diverges at test time: the MSEs overflow
+    lines = []
+    experiment.train_and_evaluate(cfg, tmp_path, show_progress=False, log=lines.append)
+    text = (tmp_path / "results.json").read_text()
+    records = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in results.json"))
+    assert any(r["mse"] is None for r in records), records
+    assert any("non-finite value(s) in the results, written as null" in line for line in lines)
+
+
+def test_a_nullable_field_takes_none_or_its_type():
+    refs = config_lib.experiment_references("sinusoid")
+    cfg = _changed(config_lib.load_config("sinusoid"), "train.task_chunk", None)
+    config_lib.check_fields(cfg, "sinusoid", refs, nullable=("train.task_chunk",))
+    with pytest.raises(OmniJaxError, match="train.task_chunk must be an integer, got None"):
+        config_lib.check_fields(cfg, "sinusoid", refs)
+    with pytest.raises(OmniJaxError, match=r"train.task_chunk must be an integer, got 1.5"):
+        config_lib.check_fields(_changed(cfg, "train.task_chunk", 1.5), "sinusoid", refs, nullable=("train.task_chunk",))
