@@ -286,8 +286,7 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     workdir = Path(workdir)
     mesh = task_mesh()
     experiment.check(cfg, mesh)
-    if not evaluate_only:
-        cfg = _keep_other_methods(experiment, cfg, workdir, mesh, log)
+    cfg = _keep_other_methods(experiment, cfg, workdir, mesh, log)   # only finished ones: --eval-only too
     methods = tuple(experiment.methods(cfg))
     total = experiment.num_steps(cfg)
     done = {}
