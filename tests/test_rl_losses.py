@@ -275,3 +275,44 @@ def test_tasks_one_after_the_other_give_the_batched_results():
     # the tasks really differ (a mix-up of their order would show)
     assert not np.allclose(np.asarray(ref_adapted["params"]["log_std_joint"][0]),
                            np.asarray(ref_adapted["params"]["log_std_joint"][1]))
+
+
+def test_gaussian_kl_against_a_hand_computation():
+    from omni_jax.rl.networks import gaussian_kl
+    m0, s0 = jnp.array([0.0, 1.0]), jnp.log(jnp.array([1.0, 0.5]))
+    m1, s1 = jnp.array([1.0, 1.0]), jnp.log(jnp.array([2.0, 0.5]))
+    # dim 0: log(2/1) + (1 + 1)/(2*4) - 1/2; dim 1: 0
+    np.testing.assert_allclose(float(gaussian_kl(m0, s0, m1, s1)), np.log(2.0) + 0.25 - 0.5, rtol=1e-6)
+    assert float(gaussian_kl(m0, s0, m0, s0)) == 0.0
+
+
+def test_kl_bounded_step_is_the_plain_step_inside_the_bound_and_shortened_outside():
+    from omni_jax.rl.networks import gaussian_kl
+    with jax.enable_x64(True):
+        policy = GaussianPolicy(2, widths=(8,), omni=False, init_log_std=-1.0)
+        params = policy.init(jax.random.PRNGKey(0), jnp.zeros((1, 2), jnp.float64))
+        params = jax.tree_util.tree_map(lambda x: x.astype(jnp.float64), params)
+        apply = lambda p, o, f: policy.apply(p, o, f)
+        support = jax.tree_util.tree_map(lambda x: x[0], _small_episode(jnp.float64)[0])
+        plain = losses.adapt(apply, params, support, "joint", lr=0.1)
+
+        def kl_of(new):
+            m0, s0 = apply(params, support["obs"], "joint")
+            m1, s1 = apply(new, support["obs"], "joint")
+            mask = support["mask"]
+            return float(jnp.sum(gaussian_kl(m0, s0, m1, s1) * mask) / jnp.sum(mask))
+
+        full = kl_of(plain)
+        assert full > 0
+        loose = losses.adapt_kl_bounded(apply, params, support, "joint", lr=0.1, max_kl=10 * full)
+        for a, b in zip(jax.tree_util.tree_leaves(loose), jax.tree_util.tree_leaves(plain)):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12)
+        delta = lambda new: jax.tree_util.tree_map(lambda x, y: x - y, new, params)
+        for ratio in (1e-2, 1e-6):
+            tight = losses.adapt_kl_bounded(apply, params, support, "joint", lr=0.1, max_kl=full * ratio)
+            # the plain step scaled by sqrt(max_kl / KL); its KL is at most max_kl (here the KL grows
+            # faster than quadratically in the step's length) and about max_kl for a tiny step
+            for a, b in zip(jax.tree_util.tree_leaves(delta(tight)), jax.tree_util.tree_leaves(delta(plain))):
+                np.testing.assert_allclose(np.asarray(a), np.sqrt(ratio) * np.asarray(b), rtol=1e-9, atol=1e-15)
+            assert 0 < kl_of(tight) <= full * ratio * (1 + 1e-6)
+        np.testing.assert_allclose(kl_of(tight), full * 1e-6, rtol=0.5)

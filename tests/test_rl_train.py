@@ -89,6 +89,7 @@ def test_initial_flows_are_the_joint_flow():
     ({"eval.omni_head": "both"}, "eval.omni_head"),
     ({"policy.kernel_init": "orthogonal"}, "policy.kernel_init='orthogonal' is unknown"),
     ({"train.task_chunk": 0}, "train.task_chunk must be > 0"),
+    ({"eval.step_rule": "adam"}, "eval.step_rule='adam' is unknown"),
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(OmniJaxError, match=message):
@@ -188,3 +189,25 @@ def test_reusing_the_sampled_adaptation_gives_the_recomputed_update(method):
     for a, b in zip(jax.tree_util.tree_leaves(new_a.params), jax.tree_util.tree_leaves(new_b.params)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-6)
     assert not leaves_equal(new_a.params, state.params)
+
+
+def test_kl_bounded_evaluation_and_validation_tasks():
+    """``eval.step_rule="kl_bound"`` with a bound no step reaches gives the plain steps' returns; a
+    tight bound changes them; ``stream="validation"`` draws tasks other than the test tasks."""
+    from omni_jax.rl import evaluate as ev
+    cfg = tiny_config()
+    env = tr.make_env_from_config(cfg)
+    policy = tr.make_policy(cfg, env, "maml")
+    params = tr.init_state(cfg, env, policy, tr.make_optimizer(cfg, config_lib.loss_weights(cfg.omni, "maml")),
+                           "maml").params
+    entries = ev.entries_for({"maml": (policy, params)})
+    plain = ev.AdaptationEvaluator(cfg, env, entries).returns()
+    cfg.eval.step_rule, cfg.eval.max_kl = "kl_bound", 1e9
+    np.testing.assert_allclose(ev.AdaptationEvaluator(cfg, env, entries).returns(), plain, rtol=1e-5, atol=1e-5)
+    cfg.eval.max_kl = 1e-8
+    tight = ev.AdaptationEvaluator(cfg, env, entries).returns()
+    np.testing.assert_allclose(tight[0], plain[0], rtol=1e-6)          # step 0: no adaptation yet
+    assert not np.allclose(tight[1:], plain[1:])
+    cfg.eval.step_rule = "sgd"
+    validation = ev.AdaptationEvaluator(cfg, env, entries, stream="validation").returns()
+    assert not np.allclose(validation[0], plain[0])

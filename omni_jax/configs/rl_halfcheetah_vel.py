@@ -49,6 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
     v.num_traj = 20
     v.max_steps = 4
     v.lr = 0.1
+    v.step_rule = "sgd"                   # test-time step: "sgd" (plain, as the paper), "kl_bound" (each step's
+    v.max_kl = 0.05                       #   KL divergence at most max_kl; see omni_jax.rl.losses.adapt_kl_bounded)
     v.task_chunk = 40
     v.omni_head = "joint"                 # which head is reported as "omni" (every head is also reported)
     return c

@@ -47,6 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
     v.num_traj = 20                       # per gradient step, and the query trajectories (paper)
     v.max_steps = 4                       # 1 to 4 adaptation steps (paper)
     v.lr = 0.1                            # REINFORCE SGD at test time: the inner lr
+    v.step_rule = "sgd"                   # test-time step: "sgd" (plain, as the paper), "kl_bound" (each step's
+    v.max_kl = 0.05                       #   KL divergence at most max_kl; see omni_jax.rl.losses.adapt_kl_bounded)
     v.task_chunk = 100                    # tasks evaluated per jitted call
     v.omni_head = "joint"                 # which head is reported as "omni" (as in sinusoid; every head is also reported)
     return c

@@ -55,10 +55,11 @@ def entries_for(models: Dict[str, tuple]) -> Sequence[Entry]:
 
 
 def make_eval_fn(env, entries: Sequence[Entry], *, num_traj: int, horizon: int, max_steps: int, lr: float,
-                 discount: float, mesh=None, task_chunk: Optional[int] = None):
+                 discount: float, mesh=None, task_chunk: Optional[int] = None, max_kl: Optional[float] = None):
     """A jitted ``fn(params_list, tasks, rng) -> returns [max_steps + 1, G, B]``: every entry's
     policy adapts by ``max_steps`` REINFORCE steps on each task, all in one vmapped rollout
-    (the steps themselves ``task_chunk`` tasks at a time, :func:`omni_jax.rl.losses.adapt_tasks`)."""
+    (the steps themselves ``task_chunk`` tasks at a time, :func:`omni_jax.rl.losses.adapt_tasks`;
+    with ``max_kl``, each step is bounded by that KL divergence, :func:`~omni_jax.rl.losses.adapt_kl_bounded`)."""
     policies = [(apply, flow, True) for _, apply, _, flow in entries]
 
     def fn(params_list, tasks, rng):
@@ -70,7 +71,8 @@ def make_eval_fn(env, entries: Sequence[Entry], *, num_traj: int, horizon: int, 
             traj = acting.rollout(env, policies, ps, tasks, key, num_traj=num_traj, horizon=horizon)
             traj = losses.add_advantages_batched(traj, discount)
             ret = jnp.mean(acting.episode_returns(traj), axis=-1)  # [G, B]
-            new = [losses.adapt_tasks(apply, ps[g], acting.select(traj, g), flow, lr=lr, task_chunk=task_chunk)
+            new = [losses.adapt_tasks(apply, ps[g], acting.select(traj, g), flow, lr=lr, task_chunk=task_chunk,
+                                      max_kl=max_kl)
                    for g, (apply, flow, _) in enumerate(policies)]
             return new, ret
 
@@ -87,16 +89,21 @@ class AdaptationEvaluator:
     flows; :meth:`compile` compiles it ahead of time for parameters shaped like
     the entries' (the initial ones will do), :meth:`returns` runs it on any
     parameters of those shapes. The tasks come from the ``test`` PRNG stream
-    (not the training stream), the same for every policy.
+    (not the training stream; ``stream="validation"`` draws other tasks, for
+    choices that must not look at the test tasks), the same for every policy.
+    The test-time step is ``eval.step_rule``: ``"sgd"`` (plain, ``eval.lr``)
+    or ``"kl_bound"`` (each step's KL divergence at most ``eval.max_kl``).
     """
 
-    def __init__(self, cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None):
+    def __init__(self, cfg, env, entries: Sequence[Entry], *, seed: Optional[int] = None, mesh=None,
+                 stream: str = "test"):
         e = cfg.eval
         self.cfg, self.entries = cfg, list(entries)
         self.labels = [label for label, _, _, _ in entries]
         self._fn = make_eval_fn(env, entries, num_traj=e.num_traj, horizon=cfg.env.horizon, max_steps=e.max_steps,
-                                lr=e.lr, discount=cfg.train.discount, mesh=mesh, task_chunk=cfg.train.task_chunk)
-        k_tasks, self._k_roll = jax.random.split(prng_stream(cfg.seed if seed is None else seed, "test"))
+                                lr=e.lr, discount=cfg.train.discount, mesh=mesh, task_chunk=cfg.train.task_chunk,
+                                max_kl=e.max_kl if e.step_rule == "kl_bound" else None)
+        k_tasks, self._k_roll = jax.random.split(prng_stream(cfg.seed if seed is None else seed, stream))
         chunk = min(e.task_chunk, e.num_tasks)
         num_chunks = -(-e.num_tasks // chunk)
         tasks = env.sample_tasks(k_tasks, num_chunks * chunk)

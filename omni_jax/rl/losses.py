@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from omni_jax.algorithms.maml import map_tasks, sgd_adapt
-from omni_jax.rl.networks import gaussian_log_prob
+from omni_jax.rl.networks import gaussian_kl, gaussian_log_prob
 
 Params = Any
 ApplyFn = Callable[[Params, jnp.ndarray, str], Tuple[jnp.ndarray, jnp.ndarray]]
@@ -176,11 +176,40 @@ def adapt(apply_fn: ApplyFn, params: Params, support: dict, flow: str, *, lr: fl
     return adapted
 
 
+def adapt_kl_bounded(apply_fn: ApplyFn, params: Params, support: dict, flow: str, *, lr: float,
+                     max_kl: float) -> Params:
+    """One REINFORCE SGD step on one task's support trajectories, shortened so that the policy moves
+    by about ``max_kl`` at most (a trust region on the plain gradient direction, as TRPO's step
+    before its line search).
+
+    The step ``-lr·g`` is taken as it is when the mean KL divergence
+    ``KL(π_θ ‖ π_θ')`` over the support trajectories' valid states is at most
+    ``max_kl``; otherwise it is scaled by ``sqrt(max_kl / KL)``: the
+    shortened step's KL is ``max_kl`` where the KL is quadratic in the step's
+    length and below it where it grows faster (large steps; tested). A policy with a small σ has a REINFORCE
+    gradient of order 1/σ, and the plain step at a fixed lr moves it the
+    furthest: the bound makes the step's size a property of the policy's
+    distribution rather than of its parameterisation.
+    """
+    g = jax.grad(lambda p: reinforce_task_loss(apply_fn, p, support, flow)[0])(params)
+    step = lambda scale: jax.tree_util.tree_map(lambda p, gi: p - scale * lr * gi, params, g)
+    mask = support["mask"]
+    m0, s0 = apply_fn(params, support["obs"], flow)
+    m1, s1 = apply_fn(step(1.0), support["obs"], flow)
+    kl = jnp.sum(gaussian_kl(m0, s0, m1, s1) * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+    scale = jnp.where(kl > max_kl, jnp.sqrt(max_kl / jnp.maximum(kl, 1e-30)), 1.0)
+    return step(lax.stop_gradient(scale))
+
+
 def adapt_tasks(apply_fn: ApplyFn, params: Params, supports: dict, flow: str, *, lr: float,
-                task_chunk: Optional[int] = None) -> Params:
+                task_chunk: Optional[int] = None, max_kl: Optional[float] = None) -> Params:
     """:func:`adapt` (one step) of each task's own parameters on its own support trajectories; both
-    have a leading task axis. ``task_chunk`` as in :func:`maml_rl`."""
-    one = lambda _, task: adapt(apply_fn, task[0], task[1], flow, lr=lr)
+    have a leading task axis. ``task_chunk`` as in :func:`maml_rl`; with ``max_kl`` the steps are
+    :func:`adapt_kl_bounded`."""
+    if max_kl is None:
+        one = lambda _, task: adapt(apply_fn, task[0], task[1], flow, lr=lr)
+    else:
+        one = lambda _, task: adapt_kl_bounded(apply_fn, task[0], task[1], flow, lr=lr, max_kl=max_kl)
     return map_tasks(one, None, (params, supports), task_chunk)
 
 

@@ -43,3 +43,9 @@ def gaussian_log_prob(actions, mean, log_std):
     """log N(actions; mean, exp(log_std)^2), summed over the action axis."""
     z = (actions - mean) * jnp.exp(-log_std)
     return jnp.sum(-0.5 * jnp.square(z) - log_std - 0.5 * math.log(2 * math.pi), axis=-1)
+
+
+def gaussian_kl(mean0, log_std0, mean1, log_std1):
+    """KL(N(mean0, σ0²) ‖ N(mean1, σ1²)) of diagonal Gaussians, summed over the action axis."""
+    var0, var1 = jnp.exp(2 * log_std0), jnp.exp(2 * log_std1)
+    return jnp.sum(log_std1 - log_std0 + (var0 + jnp.square(mean0 - mean1)) / (2 * var1) - 0.5, axis=-1)

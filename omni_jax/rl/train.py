@@ -47,6 +47,7 @@ from omni_jax.training import Chunk, TrainState, check_divisible, prng_stream, r
 from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "omni")
+STEP_RULES = ("sgd", "kl_bound")   # the test-time adaptation step (eval.step_rule)
 
 
 # ---------------------------------------------------------------------------- config
@@ -64,12 +65,14 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     config_lib.check_positive(cfg, "train.num_iterations", "train.meta_batch", "train.num_traj",
                               "train.inner_lr", "train.outer_lr", "train.chunk_size", "train.ckpt_every",
                               "policy.widths", "eval.num_tasks", "eval.num_traj", "eval.max_steps", "eval.lr",
-                              "eval.task_chunk", "train.task_chunk")
+                              "eval.task_chunk", "train.task_chunk", "eval.max_kl")
     req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
     req(cfg.policy.kernel_init in KERNEL_INITS,
         f"config field policy.kernel_init={cfg.policy.kernel_init!r} is unknown; "
         f"expected one of {', '.join(KERNEL_INITS)}")
+    req(cfg.eval.step_rule in STEP_RULES,
+        f"config field eval.step_rule={cfg.eval.step_rule!r} is unknown; expected one of {', '.join(STEP_RULES)}")
     req(cfg.eval.omni_head in FLOWS,
         f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
     config_lib.check_multiples(cfg.train, "train", ("num_iterations", "ckpt_every"), of="chunk_size")
