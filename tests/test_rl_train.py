@@ -211,3 +211,25 @@ def test_kl_bounded_evaluation_and_validation_tasks():
     cfg.eval.step_rule = "sgd"
     validation = ev.AdaptationEvaluator(cfg, env, entries, stream="validation").returns()
     assert not np.allclose(validation[0], plain[0])
+
+
+def test_trained_models_restores_finished_methods_and_refuses_unfinished_ones(tmp_path):
+    from omni_jax.rl.experiment import trained_models
+    cfg = tiny_config(**{"train.methods": ("maml",)})
+    env = tr.make_env_from_config(cfg)
+    with pytest.raises(OmniJaxError, match="has trained 0 of 4"):
+        trained_models(cfg, tmp_path)
+    assert not (tmp_path / "maml").exists()          # looking creates nothing
+    train(cfg, "maml", tmp_path / "maml", env, stop_after=2)
+    with pytest.raises(OmniJaxError, match="has trained 2 of 4"):
+        trained_models(cfg, tmp_path)
+    final = train(cfg, "maml", tmp_path / "maml", env)
+    (policy, params), = trained_models(cfg, tmp_path).values()
+    assert leaves_equal(params, final.params) and policy == tr.make_policy(cfg, env, "maml")
+
+
+def test_results_table_keeps_a_space_between_wide_cells():
+    from omni_jax.rl import evaluate as ev
+    recs = [{"method": "omni_meta", "steps": s, "return": -81.2, "ci95": 12.04, "median": -78.5} for s in range(3)]
+    row = ev.results_table(recs).splitlines()[1]
+    assert row.count(") -81") == 2, row

@@ -155,13 +155,15 @@ def results_table(records: list) -> str:
     steps = sorted({r["steps"] for r in records})
     methods = list(dict.fromkeys(r["method"] for r in records))
     by = {(r["method"], r["steps"]): r for r in records}
-    w = 18
-    lines = [f"{'method':<10}" + "".join(f"{'step ' + str(s):>{w}}" for s in steps)]
+    rows = []
     for m in methods:
         cells = []
         for s in steps:
             r = by.get((m, s))
             cells.append(f"{format_mean_ci(r['return'], r['ci95'], 3)} ({r['median']:.{1 if abs(r['median']) < 100 else 0}f})"
                          if r else "-")
-        lines.append(f"{m:<10}" + "".join(f"{c:>{w}}" for c in cells))
+        rows.append((m, cells))
+    w = max([18] + [len(c) + 1 for _, cells in rows for c in cells])   # a space between cells
+    lines = [f"{'method':<10}" + "".join(f"{'step ' + str(s):>{w}}" for s in steps)]
+    lines += [f"{m:<10}" + "".join(f"{c:>{w}}" for c in cells) for m, cells in rows]
     return "\n".join(lines)

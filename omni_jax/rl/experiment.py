@@ -71,6 +71,34 @@ class RLExperiment(runner.Experiment):
         return [plots.plot_return_vs_steps(records, workdir / f"figure8_{cfg.env.name}.png")]
 
 
+def trained_models(config, workdir, methods=None) -> dict:
+    """``{method: (policy, params)}`` of the finished methods in ``workdir`` (a work directory of
+    :func:`train_and_evaluate` with this config), for evaluating them in other ways
+    (``omni_jax.rl.evaluate``). Raises OmniJaxError when a method has not finished training."""
+    from omni_jax.errors import OmniJaxError
+    from omni_jax.training import CheckpointStore
+    tr.check(config)
+    env = tr.make_env_from_config(config)
+    out = {}
+    for method in methods or config.train.methods:
+        program = tr.setup(config, method, env)
+        directory = Path(workdir) / method / "checkpoints"
+        fingerprint = tr.fingerprint(config, method)
+        step = CheckpointStore.peek(directory, fingerprint)
+        if step is None or step < program.num_steps:
+            raise OmniJaxError(f"{directory}: {method} has trained {step or 0} of {program.num_steps} "
+                               "iterations; finish it with omni-jax rl first")
+        store = CheckpointStore(directory, fingerprint)
+        try:
+            restored, state = store.restore_latest(program.state)
+        finally:
+            store.close()
+        if restored != program.num_steps:
+            raise OmniJaxError(f"{directory}: the last step of {method} is damaged (restored step {restored})")
+        out[method] = (program.model, state.params)
+    return out
+
+
 def train_and_evaluate(config, workdir, **kwargs):
     """Trains and evaluates every method of ``config`` in ``workdir`` (resuming); returns the
     ``results.json`` records. Keyword arguments go to :func:`omni_jax.training.runner.train_and_evaluate`."""
