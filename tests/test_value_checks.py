@@ -220,6 +220,7 @@ def test_a_run_that_learns_nothing_stops_with_an_error_and_writes_no_results(tmp
     assert not (tmp_path / "results.json").exists()
 
 
+@pytest.mark.slow
 def test_non_finite_evaluation_numbers_are_written_as_null(tmp_path):
     from omni_jax.sinusoid import experiment
     cfg = _tiny_sinusoid()
