@@ -55,7 +55,7 @@ STEP_RULES = ("sgd", "kl_bound")   # the test-time adaptation step (eval.step_ru
 
 def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
-    config_lib.check_fields(cfg, "rl", config_lib.experiment_references("rl"), nullable=("train.task_chunk",))
+    config_lib.check_fields(cfg, "rl", config_lib.experiment_references("rl"))
     req = config_lib.require
     req(cfg.env.name in ENVS, f"unknown env {cfg.env.name!r}; expected one of {', '.join(ENVS)}")
     req(cfg.env.backend in BACKENDS,
