@@ -200,6 +200,8 @@ def check_case(capsys, tmp_path, finished_run, rel: str, how: str, drop_results:
         assert json.loads((wd / "results.json").read_text()) == records, f"{rel} {how}: results differ"
         return "recovered"
     assert code == 2, (code, err[-2000:])
+    if os.environ.get("DAMAGE_LOG"):
+        print(f"{rel} {how}: {err.strip()[-400:]}", file=sys.__stderr__, flush=True)
     lines = [line for line in err.splitlines() if line.startswith("omni-jax: error:")]
     assert len(lines) == 1, err
     named = [str(target)] + [str(p) for p in target.parents if p != wd and wd in p.parents]
