@@ -312,3 +312,27 @@ def test_a_damaged_config_record_is_checked_against_the_steps_records(tmp_path):
     (tmp_path / "ck" / "config.json").unlink()
     with pytest.raises(OmniJaxError, match="incompatible config"):
         CheckpointStore.peek(tmp_path / "ck", {"x": 2})
+
+
+def test_an_emptied_newest_step_falls_back_to_the_intact_earlier_one(tmp_path):
+    """An emptied step directory has no record of its files; its restore fails, and the failure must
+    not leave orbax's manager unable to restore the intact earlier step (it did: regression)."""
+    import shutil
+    import jax.numpy as jnp
+    from omni_jax.training import CheckpointStore
+    state = {"w": jnp.arange(3.0), "b": {"c": jnp.ones(2)}}
+    store = CheckpointStore(tmp_path / "ck", {"a": 1})
+    store.save(1, state)
+    store.save(2, {"w": state["w"] + 1, "b": state["b"]})
+    store.close()
+    for p in (tmp_path / "ck" / "2").iterdir():
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    warnings = []
+    store = CheckpointStore(tmp_path / "ck", {"a": 1}, warn=warnings.append)
+    try:
+        step, restored = store.restore_latest(state)
+    finally:
+        store.close()
+    assert step == 1 and float(restored["w"][1]) == 1.0
+    assert len(warnings) == 1 and "ck/2 is damaged" in warnings[0]
+    assert [q.name for q in tmp_path.glob("*.damaged/*")] == ["2"]

@@ -77,10 +77,14 @@ class CheckpointStore:
         self.warn = warn or _warn
         self._check_compatible()
         files.ensure_dir(self.directory, "checkpoint directory")
+        self._max_to_keep = max_to_keep
+        self._open_manager()
+
+    def _open_manager(self) -> None:
         with _quiet_orbax(), self._orbax_errors("open the checkpoints in"):
             self._manager = ocp.CheckpointManager(
                 self.directory,
-                options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+                options=ocp.CheckpointManagerOptions(max_to_keep=self._max_to_keep, create=True),
             )
 
     @contextlib.contextmanager
@@ -225,6 +229,11 @@ class CheckpointStore:
                     state = self.restore(target, step)
                 except OmniJaxError as e:
                     problem = str(e)
+                    # a failed restore can leave orbax's manager unable to restore intact steps
+                    # (an emptied step directory makes it expect other items): start a fresh one
+                    with _quiet_orbax():
+                        self._manager.close()
+                    self._open_manager()
                 else:
                     self._set_aside(damaged, in_the_way)
                     return step, state
