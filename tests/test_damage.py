@@ -15,7 +15,8 @@ never in a traceback. "Made unreadable" is skipped when the tests run as root, w
 A second matrix damages the newest checkpoint step's files with ``results.json`` deleted, so the rerun must
 restore from the checkpoints (falling back to the earlier step, training the last steps again).
 
-The whole matrix runs with ``--slow``; the everyday suite runs a representative subset.
+Everything that needs a finished run (the whole matrix, a representative subset, the interrupted runs)
+runs with ``--slow``, as the end-to-end tests do; the everyday suite keeps the damaged dataset files.
 """
 from __future__ import annotations
 
@@ -211,6 +212,7 @@ def check_case(capsys, tmp_path, finished_run, rel: str, how: str, drop_results:
     return "error"
 
 
+@pytest.mark.slow
 def test_every_file_of_a_run_gets_the_usual_permissions(finished):
     """0o666 less the umask, as ``open`` gives: not the owner-only mode of a temporary file."""
     umask = os.umask(0)
@@ -222,7 +224,7 @@ def test_every_file_of_a_run_gets_the_usual_permissions(finished):
     assert {k: v for k, v in modes.items() if v != 0o666 & ~umask} == {}
 
 
-# ---------------------------------------------------------------------------- fast: a representative subset
+# ---------------------------------------------------------------------------- a representative subset
 
 
 def _representative(rel: str) -> bool:
@@ -233,6 +235,7 @@ def _representative(rel: str) -> bool:
             or parts[-1] in ("manifest.ocdbt", "_CHECKPOINT_METADATA") and len(parts) <= 5)
 
 
+@pytest.mark.slow
 def test_sinusoid_damage_subset(capsys, tmp_path, finished):
     """The everyday suite's share of the matrix: each representative path with one damage, the damages taken
     in turn so that every kind occurs; results.json and evaluation.json get every content damage."""
