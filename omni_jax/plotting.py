@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from omni_jax import files
+from omni_jax.errors import OmniJaxError
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ def save_figure(fig: Figure, path, *, dpi: int = 120) -> Path:
     the suffix of ``path`` (``.png``, ``.pdf``, ``.svg``, ...). Returns ``path`` as a :class:`Path`."""
     path = Path(path)
     fmt = path.suffix[1:].lower() or "png"
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:     # before anything is written: a clear error, not a failed write
+        raise OmniJaxError(f"cannot write the figure {path}: the format {fmt!r} of its suffix is not one "
+                           f"matplotlib writes ({', '.join(sorted(supported))})")
     with files.atomic_path(path) as tmp:       # the usual permissions, flushed, renamed into place
         with files.guarded(path, "write the figure"):
             with open(tmp, "wb") as f:

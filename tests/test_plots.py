@@ -9,6 +9,7 @@ import pytest
 
 from omni_jax import plotting
 from omni_jax.classification import plots as cls_plots
+from omni_jax.errors import OmniJaxError
 from omni_jax.rl import plots as rl_plots
 from omni_jax.sinusoid import plots as sin_plots
 
@@ -135,7 +136,7 @@ def test_save_is_atomic_and_keeps_the_old_file_on_failure(tmp_path):
     path = plotting.save_figure(fig, tmp_path / "a.svg")
     assert path.read_text().lstrip().startswith("<?xml")           # format from the suffix
     (tmp_path / "b.xyz").write_bytes(b"old")
-    with pytest.raises(ValueError):
+    with pytest.raises(OmniJaxError, match=r"b\.xyz: the format 'xyz' of its suffix is not one matplotlib writes"):
         plotting.save_figure(fig, tmp_path / "b.xyz")               # unknown format: nothing replaced
     assert (tmp_path / "b.xyz").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.svg", "b.xyz"]
