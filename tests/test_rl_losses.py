@@ -224,7 +224,7 @@ def _small_episode(dtype, B=2, N=4, T=5, key=1):
     return traj(*keys[:3]), traj(*keys[3:])
 
 
-@pytest.mark.parametrize("first_order", [False, True])
+@pytest.mark.parametrize("first_order", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_known_adapted_parameters_give_the_recomputed_meta_gradient(first_order):
     """``maml_rl`` with the adapted parameters handed in (as the RL meta-iteration does, from
     sampling the queries) has the value, the outputs and the gradient of the path that recomputes
@@ -255,6 +255,7 @@ def test_known_adapted_parameters_give_the_recomputed_meta_gradient(first_order)
         assert abs(float(meta(params, bad, "meta")[0]) - float(la)) > 1e-6
 
 
+@pytest.mark.slow
 def test_tasks_one_after_the_other_give_the_batched_results():
     """``task_chunk=1`` (a plain ``lax.map``, the CPU default) and ``2`` equal the all-at-once vmap:
     the inner steps of :func:`losses.adapt_tasks` and the MAML-RL loss, its outputs and gradient."""
