@@ -164,20 +164,25 @@ def test_cli_incompatible_checkpoint_is_an_error_and_overwrites_nothing(trained_
 
 
 @pytest.mark.slow
-def test_cli_corrupted_checkpoint_is_an_error_and_overwrites_nothing(trained_workdir, tmp_path, capsys):
+def test_cli_every_checkpoint_damaged_is_an_error_and_overwrites_nothing(trained_workdir, tmp_path, capsys):
     import shutil
     wd = tmp_path / "copy"
     shutil.copytree(trained_workdir, wd)
-    ckpt = wd / "maml" / "checkpoints" / "100"
-    victims = [p for p in ckpt.rglob("*") if p.is_file() and p.stat().st_size > 0 and "metadata" not in p.name]
-    assert victims
-    for p in victims:
-        p.write_bytes(b"\x00garbage" * 4)
+    # every step is damaged (a damaged newest step with an intact earlier one is recovered from:
+    # tests/test_damage.py), so there is nothing to resume from
+    steps = sorted((wd / "maml" / "checkpoints").glob("[0-9]*"))
+    assert [s.name for s in steps] == ["100", "50"] or [s.name for s in steps] == ["50", "100"]
+    for ckpt in steps:
+        victims = [p for p in ckpt.rglob("*") if p.is_file() and p.stat().st_size > 0 and "metadata" not in p.name]
+        assert victims
+        for p in victims:
+            p.write_bytes(b"\x00garbage" * 4)
     before = tree_hash(wd)
     # another evaluation setting, so that the finished checkpoints must be read
     code, _, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(wd), *TINY,
                            "--config.train.methods=('baseline','maml')", "--config.eval.num_tasks=4")
-    assert code == 2 and "corrupted" in err and "maml" in err and err.count("\n") == 1
+    assert code == 2 and "every checkpoint" in err and "damaged" in err and "maml" in err, err
+    assert err.count("\n") == 1, err
     assert "Traceback" not in err
     assert tree_hash(wd) == before
 
