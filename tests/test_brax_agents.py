@@ -8,6 +8,7 @@ import pytest
 brax = pytest.importorskip("brax")
 
 
+@pytest.mark.slow
 def test_importing_omni_jax_rl_registers_the_environments():
     code = ("import brax.envs\n"
             "import omni_jax.rl\n"

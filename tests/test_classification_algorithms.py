@@ -101,6 +101,7 @@ def test_finetune_follows_pytorch_sgd_with_dampening(head):
     assert not np.allclose(nodamp[k], want[k], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_chen_defaults_and_backbone_finetuning():
     cfg = FinetuneConfig()
     assert (cfg.epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.dampening, cfg.weight_decay) == \

@@ -105,8 +105,9 @@ EXPECTED_STD = {"torch": lambda fan_in: 1.0 / math.sqrt(3.0 * fan_in),
     ("conv4 omni (fused)", dict(module=Conv4, width=32, depth=2, omni=True)),
     ("conv4 plain", dict(module=Conv4, width=32, depth=2, omni=False)),
     ("conv4 star", dict(module=Conv4, width=32, depth=2, omni=False, star=True)),
-    ("resnet omni (strided OmniConv)", dict(module=ResNet, stages=(1, 1), widths=(16, 32), omni=True)),
-    ("resnet12 plain", dict(module=ResNet12, widths=(16, 32), omni=False)),
+    pytest.param("resnet omni (strided OmniConv)", dict(module=ResNet, stages=(1, 1), widths=(16, 32), omni=True),
+                 marks=pytest.mark.slow),
+    pytest.param("resnet12 plain", dict(module=ResNet12, widths=(16, 32), omni=False), marks=pytest.mark.slow),
 ])
 def test_model_conv_init_sets_every_backbone_convolution(name, kw):
     kw = dict(kw)
@@ -161,6 +162,7 @@ def test_the_defaults_are_in_the_fingerprint_and_an_older_work_directory_is_refu
         CheckpointStore.peek(tmp_path, fp)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module,kw", [(Conv4, dict(width=8, depth=2, omni=True)),
                                        (ResNet, dict(stages=(1, 1), widths=(8, 16), omni=True)),
                                        (ResNet12, dict(widths=(8, 16), omni=False, drop_rate=0.0))])

@@ -58,6 +58,7 @@ def test_matchingnet_without_fce_is_a_softmax_over_cosines_times_support_onehots
     np.testing.assert_allclose(logp, np.log(np.stack(want_p) + 1e-6), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_full_context_embeddings_shapes_and_attention_lstm():
     rng = np.random.default_rng(1)
     fs, fq = jnp.asarray(rng.normal(size=(2, 6, 4)), jnp.float32), jnp.asarray(rng.normal(size=(2, 5, 4)), jnp.float32)
@@ -130,6 +131,7 @@ def test_relationnet_pairs_targets_and_mse_by_hand():
     np.testing.assert_allclose(loss, np.mean((want - target) ** 2), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_relation_module_shapes_and_small_maps():
     rng = np.random.default_rng(3)
     fs, fq = jnp.asarray(rng.normal(size=(1, 6, 7, 7, 4)), jnp.float32), jnp.asarray(rng.normal(size=(1, 4, 7, 7, 4)), jnp.float32)
@@ -149,6 +151,7 @@ def test_relation_module_shapes_and_small_maps():
 # ---------------------------------------------------------------------------- GNN
 
 
+@pytest.mark.slow
 def test_gnn_adjacency_rows_sum_to_one_and_node_features():
     rng = np.random.default_rng(4)
     a = softmax_adjacency(jnp.asarray(rng.normal(size=(3, 5, 5)), jnp.float32))
@@ -202,8 +205,8 @@ def _net_and_vars(method, image=(12, 12, 1)):
     return spec, net, init_variables(net, jax.random.PRNGKey(0), image)
 
 
-@pytest.mark.parametrize("method", ["matchingnet", "relationnet", pytest.param("gnn", marks=pytest.mark.slow),
-                                    "omni_relation"])
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["matchingnet", "relationnet", "gnn", "omni_relation"])
 def test_query_outputs_do_not_depend_on_the_order_of_the_support_set(method):
     spec, net, v = _net_and_vars(method)
     tc = TC if method != "matchingnet" else TrainConfig(n_way=N, k_shot=K, n_query=Q, matching_fce=False)
@@ -237,8 +240,8 @@ def test_each_flow_uses_its_own_module_and_conv4np_gives_maps():
     assert rnet.apply(rv, jnp.zeros((2, 12, 12, 1)), output="features").shape == (2, 144)
 
 
-@pytest.mark.parametrize("method", [pytest.param("omni_matching", marks=pytest.mark.slow), "omni_relation",
-                                    pytest.param("omni_gnn", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["omni_matching", "omni_relation", "omni_gnn"])
 def test_r_meta_compares_the_meta_flows_query_outputs_with_the_teachers(method):
     spec, net, v = _net_and_vars(method)
     params = v["params"]
@@ -256,6 +259,7 @@ def test_r_meta_compares_the_meta_flows_query_outputs_with_the_teachers(method):
     assert float(metrics["loss/distill_meta"]) > 0
 
 
+@pytest.mark.slow
 def test_baseline_pp_cosine_head_in_the_network():
     net = FewShotNet(Conv4(width=4, depth=2, omni=True), num_classes=5, head_kind="cosine")
     v = net.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, jnp.zeros((2, 8, 8, 1)))

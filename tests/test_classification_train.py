@@ -37,6 +37,7 @@ def _changed(before, after):
     return {k for k in before if not np.allclose(before[k], after[k])}
 
 
+@pytest.mark.slow
 def test_omni_proto_step_updates_every_flows_statistics_and_the_teacher(split):
     spec = method_spec("omni_proto")
     net = _net(spec)
@@ -55,6 +56,7 @@ def test_omni_proto_step_updates_every_flows_statistics_and_the_teacher(split):
     assert not np.allclose(leaf(t0), leaf(t1)) and not np.allclose(leaf(t1), leaf(p1))  # EMA moves, lags
 
 
+@pytest.mark.slow
 def test_maml_step_trains_but_leaves_running_statistics_alone(split):
     spec = method_spec("maml")
     net = _net(spec)

@@ -9,7 +9,7 @@ from omni_jax.nn.convnets import (BACKBONES, DropBlock, FewShotNet, count_params
                                   max_pool_window)
 
 
-@pytest.mark.parametrize("shape", [(2, 8, 8, 3), (2, 7, 5, 2)])
+@pytest.mark.parametrize("shape", [pytest.param((2, 8, 8, 3), marks=pytest.mark.slow), (2, 7, 5, 2)])
 def test_reshape_max_pool_matches_reduce_window_values_and_grads(shape):
     x = jax.random.normal(jax.random.PRNGKey(0), shape)
     np.testing.assert_allclose(max_pool_2x2(x), max_pool_window(x))
@@ -62,6 +62,7 @@ def _shapes(name, **kw):
     return count_params(v["params"]["body"])
 
 
+@pytest.mark.slow
 def test_resnet18_parameter_counts_match_the_paper_and_resnet18_star():
     plain, omni, star = _shapes("resnet18", omni=False), _shapes("resnet18"), _shapes("resnet18", omni=False, star=True)
     assert plain == 11_176_512  # torchvision ResNet-18 without fc

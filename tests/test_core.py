@@ -134,8 +134,8 @@ def test_maml_second_order_gradient_matches_finite_differences(steps):
     with jax.enable_x64(True):
         apply, params, episode = _maml_setup(jnp.float64)
         meta = maml(apply, mse, inner_lr=0.3, num_steps=steps)
-        f = lambda p: meta(p, episode, "joint")[0]
-        g = jax.grad(f)(params)
+        f = jax.jit(lambda p: meta(p, episode, "joint")[0])     # compiled once, evaluated 8 times
+        g = jax.jit(jax.grad(f))(params)
         flat, unravel = jax.flatten_util.ravel_pytree(params)
         gflat = jax.flatten_util.ravel_pytree(g)[0]
         rng = np.random.default_rng(0)
@@ -152,8 +152,8 @@ def test_maml_first_order_gradient_is_query_gradient_at_adapted_params(steps):
     """FOMAML: the meta-gradient is ∇L_query evaluated at θ' (no second-order terms)."""
     with jax.enable_x64(True):
         apply, params, episode = _maml_setup(jnp.float64)
-        g_fo = jax.grad(lambda p: maml(apply, mse, inner_lr=0.3, num_steps=steps, first_order=True)(p, episode, "joint")[0])(params)
-        g_so = jax.grad(lambda p: maml(apply, mse, inner_lr=0.3, num_steps=steps)(p, episode, "joint")[0])(params)
+        g_fo = jax.jit(jax.grad(lambda p: maml(apply, mse, inner_lr=0.3, num_steps=steps, first_order=True)(p, episode, "joint")[0]))(params)
+        g_so = jax.jit(jax.grad(lambda p: maml(apply, mse, inner_lr=0.3, num_steps=steps)(p, episode, "joint")[0]))(params)
 
         def reference(t):
             s, q = jax.tree_util.tree_map(lambda a: a[t], episode["support"]), jax.tree_util.tree_map(lambda a: a[t], episode["query"])
@@ -163,6 +163,7 @@ def test_maml_first_order_gradient_is_query_gradient_at_adapted_params(steps):
                 p = jax.tree_util.tree_map(lambda a, b: a - 0.3 * b, p, gs)
             return jax.grad(lambda p_: mse(apply(p_, q["x"], "joint"), q["y"]))(p)
 
+        reference = jax.jit(reference, static_argnums=0)
         ref = jax.tree_util.tree_map(lambda a, b: (a + b) / 2, reference(0), reference(1))
         chex.assert_trees_all_close(g_fo, ref, rtol=1e-10, atol=1e-12)
         diff = max(float(jnp.abs(a - b).max()) for a, b in zip(jax.tree_util.tree_leaves(g_fo), jax.tree_util.tree_leaves(g_so)))
@@ -284,7 +285,7 @@ def test_omni_loss_weights_validation_and_methods():
     assert OmniLossWeights(lam=0.0).needs_teacher is False
 
 
-@pytest.mark.parametrize("shape", [(8, 5, 5, 16), (12, 3)])
+@pytest.mark.parametrize("shape", [pytest.param((8, 5, 5, 16), marks=pytest.mark.slow), (12, 3)])
 def test_batchnorm_matches_flax_batchnorm(shape):
     """The folded BatchNorm of the Omni-Nets: flax.linen.BatchNorm's variables, values, running
     statistics, gradients (w.r.t. input and parameters) and evaluation mode."""

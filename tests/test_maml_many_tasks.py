@@ -25,7 +25,9 @@ def setup(omni: bool, tasks: int = 7):
 
 
 def value_and_grad(alg, params, episode, flow):
-    (loss, preds), grads = jax.value_and_grad(lambda p: alg(p, episode, flow), has_aux=True)(params)
+    """Jitted: one compilation costs less than running the second-order graph op by op."""
+    fn = jax.jit(jax.value_and_grad(lambda p, ep: alg(p, ep, flow), has_aux=True))
+    (loss, preds), grads = fn(params, episode)
     return loss, preds, grads
 
 
@@ -34,15 +36,19 @@ def assert_trees_close(a, b, rtol):
         np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=rtol, atol=1e-12)
 
 
-@pytest.mark.parametrize("omni,steps,first_order", [(True, 1, False), pytest.param(True, 3, False, marks=pytest.mark.slow),
-                                                   pytest.param(True, 2, True, marks=pytest.mark.slow), (False, 1, False)])
-def test_dense_path_equals_the_generic_one_with_second_order_gradients(omni, steps, first_order):
+@pytest.mark.parametrize("omni,steps,first_order,flows", [
+    (True, 1, False, ("meta",)),        # the everyday suite: a flow with branches (two copies per layer)
+    pytest.param(True, 1, False, FLOWS, marks=pytest.mark.slow),
+    pytest.param(True, 3, False, FLOWS, marks=pytest.mark.slow),
+    pytest.param(True, 2, True, FLOWS, marks=pytest.mark.slow),
+    pytest.param(False, 1, False, FLOWS, marks=pytest.mark.slow)])
+def test_dense_path_equals_the_generic_one_with_second_order_gradients(omni, steps, first_order, flows):
     with jax.enable_x64(True):
         model, params, episode = setup(omni)
         kw = dict(inner_lr=0.3, num_steps=steps, first_order=first_order)
         generic = maml(lambda p, x, flow: model.apply(p, x, flow), mse, task_chunk=None, **kw)
         dense = maml_dense(lambda p, flow: mlp_dense_layers(model, p, flow), mse, **kw)
-        for flow in FLOWS:
+        for flow in flows:
             la, pa, ga = value_and_grad(generic, params, episode, flow)
             lb, pb, gb = value_and_grad(dense, params, episode, flow)
             np.testing.assert_allclose(float(lb), float(la), rtol=1e-10)
@@ -61,7 +67,8 @@ def test_first_and_second_order_differ_so_the_comparison_can_fail():
         assert diff > 1e-4
 
 
-@pytest.mark.parametrize("chunk", [2, pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("chunk", [2, 3])
 def test_task_chunks_give_the_unchunked_results_in_the_tasks_order(chunk):
     with jax.enable_x64(True):
         model, params, episode = setup(True, tasks=7)
@@ -113,7 +120,7 @@ def test_sinusoid_step_is_the_same_with_either_implementation():
     assert moved > 1e-2
 
 
-@pytest.mark.parametrize("activation", ["relu", "swish"])
+@pytest.mark.parametrize("activation", ["relu", pytest.param("swish", marks=pytest.mark.slow)])
 def test_dense_path_with_a_closed_form_or_an_autodiff_derivative(activation):
     """relu has a closed-form derivative in the table, swish falls back to forward-mode autodiff."""
     with jax.enable_x64(True):

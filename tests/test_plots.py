@@ -29,6 +29,7 @@ def _python(code: str, mplbackend=None) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mplbackend", [None, "pdf"])
 def test_imports_leave_the_backend_alone(mplbackend):
     baseline = _python("import matplotlib; print(matplotlib.get_backend())", mplbackend)

@@ -103,6 +103,7 @@ def _toy_episode(key, B=2, N=8, T=3):
                                                     is_leaf=lambda x: isinstance(x, dict) and "obs" in x))(ep)
 
 
+@pytest.mark.slow
 def test_maml_rl_second_order_differs_from_first_order():
     params = {"mu": jnp.array([0.0]), "log_std": jnp.array([0.0])}
     ep = _toy_episode(jax.random.PRNGKey(0))
@@ -119,6 +120,7 @@ def test_maml_rl_second_order_differs_from_first_order():
     assert not np.allclose(g1["log_std"], g2["log_std"], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_adaptation_improves_a_fixed_navigation_task():
     """MAML-RL's inner loop: a few REINFORCE steps (lr 0.1, 20 trajectories) on one goal raise the return."""
     from omni_jax.rl import envs, evaluate as ev
@@ -224,11 +226,15 @@ def _small_episode(dtype, B=2, N=4, T=5, key=1):
     return traj(*keys[:3]), traj(*keys[3:])
 
 
-@pytest.mark.parametrize("first_order", [False, pytest.param(True, marks=pytest.mark.slow)])
-def test_known_adapted_parameters_give_the_recomputed_meta_gradient(first_order):
+@pytest.mark.parametrize("first_order,flow", [
+    (False, "meta"),
+    *[pytest.param(fo, f, marks=pytest.mark.slow) for fo in (False, True) for f in ("joint", "pre", "meta")
+      if (fo, f) != (False, "meta")]])
+def test_known_adapted_parameters_give_the_recomputed_meta_gradient(first_order, flow):
     """``maml_rl`` with the adapted parameters handed in (as the RL meta-iteration does, from
     sampling the queries) has the value, the outputs and the gradient of the path that recomputes
-    the inner step; float64, on every flow of an Omni-Net policy."""
+    the inner step; float64, on each flow of an Omni-Net policy (the meta flow, whose layers add a
+    branch to the joint weights, in the everyday suite; every flow with ``--slow``)."""
     with jax.enable_x64(True):
         policy = GaussianPolicy(2, widths=(8, 8), omni=True)
         params = policy.init(jax.random.PRNGKey(0), jnp.zeros((1, 2), jnp.float64))
@@ -236,23 +242,26 @@ def test_known_adapted_parameters_give_the_recomputed_meta_gradient(first_order)
         apply = lambda p, o, f: policy.apply(p, o, f)
         support, query = _small_episode(jnp.float64)
         meta = losses.maml_rl(apply, inner_lr=0.5, first_order=first_order)
-        for flow in ("joint", "pre", "meta"):
-            adapted = jax.vmap(lambda s: losses.adapt(apply, params, s, flow, lr=0.5))(support)
-            plain = {flow: {"support": support, "query": query}}
-            known = {flow: {"support": support, "query": query, "adapted": adapted}}
-            (la, oa), ga = jax.value_and_grad(lambda p: meta(p, plain, flow), has_aux=True)(params)
-            (lb, ob), gb = jax.value_and_grad(lambda p: meta(p, known, flow), has_aux=True)(params)
-            np.testing.assert_allclose(float(lb), float(la), rtol=1e-12)
-            np.testing.assert_allclose(np.asarray(ob), np.asarray(oa), rtol=1e-12, atol=1e-14)
-            # through a function of the outputs too (R_meta differentiates the query outputs)
-            ha = jax.grad(lambda p: jnp.sum(jnp.sin(meta(p, plain, flow)[1])))(params)
-            hb = jax.grad(lambda p: jnp.sum(jnp.sin(meta(p, known, flow)[1])))(params)
-            for a, b in zip(jax.tree_util.tree_leaves((ga, ha)), jax.tree_util.tree_leaves((gb, hb))):
-                np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-9, atol=1e-12)
+        adapted = jax.vmap(lambda s: losses.adapt(apply, params, s, flow, lr=0.5))(support)
+        plain = {flow: {"support": support, "query": query}}
+        known = {flow: {"support": support, "query": query, "adapted": adapted}}
+        # the value, the outputs, the gradient, and the gradient through a function of the outputs
+        # (R_meta differentiates the query outputs); jitted, one compilation per episode structure
+        @jax.jit
+        def everything(p, ep):
+            return (jax.value_and_grad(lambda p: meta(p, ep, flow), has_aux=True)(p),
+                    jax.grad(lambda p: jnp.sum(jnp.sin(meta(p, ep, flow)[1])))(p))
+
+        ((la, oa), ga), ha = everything(params, plain)
+        ((lb, ob), gb), hb = everything(params, known)
+        np.testing.assert_allclose(float(lb), float(la), rtol=1e-12)
+        np.testing.assert_allclose(np.asarray(ob), np.asarray(oa), rtol=1e-12, atol=1e-14)
+        for a, b in zip(jax.tree_util.tree_leaves((ga, ha)), jax.tree_util.tree_leaves((gb, hb))):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-9, atol=1e-12)
         # the check can fail: a wrong known value changes the loss
         wrong = jax.tree_util.tree_map(lambda x: x + 0.1, adapted)
-        bad = {"meta": {"support": support, "query": query, "adapted": wrong}}
-        assert abs(float(meta(params, bad, "meta")[0]) - float(la)) > 1e-6
+        bad = {flow: {"support": support, "query": query, "adapted": wrong}}
+        assert abs(float(meta(params, bad, flow)[0]) - float(la)) > 1e-6
 
 
 @pytest.mark.slow
@@ -287,6 +296,7 @@ def test_gaussian_kl_against_a_hand_computation():
     assert float(gaussian_kl(m0, s0, m0, s0)) == 0.0
 
 
+@pytest.mark.slow
 def test_kl_bounded_step_is_the_plain_step_inside_the_bound_and_shortened_outside():
     from omni_jax.rl.networks import gaussian_kl
     with jax.enable_x64(True):

@@ -52,6 +52,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path):
     assert steps == [2, 4]
 
 
+@pytest.mark.slow
 def test_non_finite_update_is_skipped_and_counted():
     cfg = tiny_config()
     env = tr.make_env_from_config(cfg)
@@ -191,6 +192,7 @@ def test_reusing_the_sampled_adaptation_gives_the_recomputed_update(method):
     assert not leaves_equal(new_a.params, state.params)
 
 
+@pytest.mark.slow
 def test_kl_bounded_evaluation_and_validation_tasks():
     """``eval.step_rule="kl_bound"`` with a bound no step reaches gives the plain steps' returns; a
     tight bound changes them; ``stream="validation"`` draws tasks other than the test tasks."""
@@ -213,6 +215,7 @@ def test_kl_bounded_evaluation_and_validation_tasks():
     assert not np.allclose(validation[0], plain[0])
 
 
+@pytest.mark.slow
 def test_trained_models_restores_finished_methods_and_refuses_unfinished_ones(tmp_path):
     from omni_jax.rl.experiment import trained_models
     cfg = tiny_config(**{"train.methods": ("maml",)})

@@ -151,6 +151,7 @@ def test_the_work_directory_is_checked_before_any_work(tmp_path, capsys):
         runner.train_and_evaluate(Toy(), toy_config(), tmp_path, show_progress=False, log=lambda s: None)
 
 
+@pytest.mark.slow
 def test_every_checkpoint_store_is_closed_on_every_path_out(tmp_path, monkeypatch):
     """Classification (and every experiment) opens its stores in the runner only, and closes each one even
     when training or evaluation fails."""

@@ -206,6 +206,7 @@ def _tiny_sinusoid():
     return cfg
 
 
+@pytest.mark.slow
 def test_a_run_that_learns_nothing_stops_with_an_error_and_writes_no_results(tmp_path, monkeypatch):
     from omni_jax.algorithms import l2_pretrain
     from omni_jax.sinusoid import experiment
