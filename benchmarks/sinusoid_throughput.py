@@ -12,6 +12,13 @@ whole process, JAX and the data included) is its own. For each size the
 rows run one after the other (JAX MAML, JAX Omni-Training, then the
 references), so the ratios compare runs under the same machine load.
 
+Omni-Training's pre-training batch grows with the meta-batch at the default
+config's rate (``pre_batch / meta_batch`` = 10 points per task; ``--pre-per-task``
+to change it). Its step computes MAML on two flows, the teacher's adaptation
+and three passes over the pre-training batch, so its cost over MAML's grows
+with that rate (measured on 2 cores at 10,000 tasks: 2.45x at 10 points per
+task, 2.8-3.3x at 20).
+
 ``--torch`` adds plain second-order MAML in PyTorch with ``torch.func``
 (same network and shapes, Adam; tasks sampled on the host). ``--generic``
 adds the JAX MAML step with the generic inner loop (``train.maml_impl=
@@ -41,14 +48,21 @@ def steps_for(meta_batch: int, steps: int) -> int:
     return max(2, steps * 100 // meta_batch) if meta_batch > 100 else steps
 
 
-def jax_tasks_per_s(method: str, meta_batch: int, steps: int, repeats: int, impl: str) -> float:
+def default_pre_per_task() -> int:
+    """Pre-training points per task in the default sinusoid config (``pre_batch / meta_batch``)."""
+    from omni_jax import config as config_lib
+    t = config_lib.load_config("sinusoid").train
+    return t.pre_batch // t.meta_batch
+
+
+def jax_tasks_per_s(method: str, meta_batch: int, steps: int, repeats: int, impl: str, pre_per_task: int) -> float:
     import jax
 
     from omni_jax import config as config_lib
     from omni_jax.sinusoid import train as tr
     cfg = config_lib.load_config("sinusoid")
     cfg = config_lib.apply_overrides(cfg, [
-        f"train.meta_batch={meta_batch}", f"train.pre_batch={meta_batch * 20}", f"train.chunk_size={steps}",
+        f"train.meta_batch={meta_batch}", f"train.pre_batch={meta_batch * pre_per_task}", f"train.chunk_size={steps}",
         f"train.num_steps={steps * (repeats + 1)}", f"data.num_train_tasks={max(2000, meta_batch)}",
         f"train.maml_impl={impl}"])
     program = tr.setup(cfg, method, tr.training_set(cfg))
@@ -102,21 +116,21 @@ def torch_maml_tasks_per_s(meta_batch: int, steps: int, repeats: int) -> float:
     return meta_batch * steps / float(np.median(times))
 
 
-def worker(kind: str, meta_batch: int, steps: int, repeats: int) -> None:
+def worker(kind: str, meta_batch: int, steps: int, repeats: int, pre_per_task: int) -> None:
     """One measurement in this process; prints one JSON line."""
     if kind == "torch":
         tps = torch_maml_tasks_per_s(meta_batch, steps, repeats)
     elif kind == "generic":
-        tps = jax_tasks_per_s("maml", meta_batch, steps, repeats, "generic")
+        tps = jax_tasks_per_s("maml", meta_batch, steps, repeats, "generic", pre_per_task)
     else:
-        tps = jax_tasks_per_s(kind, meta_batch, steps, repeats, "dense")
+        tps = jax_tasks_per_s(kind, meta_batch, steps, repeats, "dense", pre_per_task)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"kind": kind, "meta_batch": meta_batch, "tasks_per_s": tps, "peak_rss_mb": rss}))
 
 
-def measure(kind: str, meta_batch: int, steps: int, repeats: int):
+def measure(kind: str, meta_batch: int, steps: int, repeats: int, pre_per_task: int):
     proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", kind, str(meta_batch), str(steps),
-                           str(repeats)], capture_output=True, text=True)
+                           str(repeats), str(pre_per_task)], capture_output=True, text=True)
     lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -132,17 +146,21 @@ def main():
     parser.add_argument("--meta-batches", default="25,100,1000,3000,10000,30000")
     parser.add_argument("--torch", action="store_true", help="also time PyTorch torch.func MAML")
     parser.add_argument("--generic", action="store_true", help="also time JAX MAML with the generic inner loop")
-    parser.add_argument("--worker", nargs=4, metavar=("KIND", "MB", "STEPS", "REPEATS"), help=argparse.SUPPRESS)
+    parser.add_argument("--pre-per-task", type=int, default=None,
+                        help="Omni-Training's pre-training points per task (pre_batch = this x meta-batch); "
+                             "default: the sinusoid config's pre_batch / meta_batch")
+    parser.add_argument("--worker", nargs=5, metavar=("KIND", "MB", "STEPS", "REPEATS", "PRE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        kind, mb, steps, repeats = args.worker
-        return worker(kind, int(mb), int(steps), int(repeats))
+        kind, mb, steps, repeats, pre = args.worker
+        return worker(kind, int(mb), int(steps), int(repeats), int(pre))
+    pre = args.pre_per_task or default_pre_per_task()
     import jax
     device = f"{jax.devices()[0].platform} x{len(jax.devices())} ({jax.devices()[0].device_kind})"
     kinds = ["maml", "omni"] + (["generic"] if args.generic else []) + (["torch"] if args.torch else [])
-    out, rows = {"device": device}, []
+    out, rows = {"device": device, "pre_points_per_task": pre}, []
     for mb in [int(v) for v in args.meta_batches.split(",")]:
-        res = {k: measure(k, mb, steps_for(mb, args.steps), args.repeats) for k in kinds}
+        res = {k: measure(k, mb, steps_for(mb, args.steps), args.repeats, pre) for k in kinds}
         for k, r in res.items():
             if r is None:
                 continue
@@ -159,7 +177,7 @@ def main():
                 rel = m["tasks_per_s"] / r["tasks_per_s"] if m else float("nan")
                 rows.append((k, mb, r["tasks_per_s"], rel, r["peak_rss_mb"], 1e3 * r["peak_rss_mb"] / mb))
                 print(f"  {k:<8}{mb:>8}{r['tasks_per_s']:>12.0f} tasks/s{r['peak_rss_mb']:>9.0f} MB", flush=True)
-    print(f"device: {device}")
+    print(f"device: {device}; Omni-Training's pre-training batch: {pre} points per task")
     print(f"{'row':<22}{'meta-batch':>11}{'tasks/s':>11}{'row step / jax maml step':>26}{'peak MB':>9}{'kB/task':>9}")
     names = {"maml": "maml (jax, dense)", "omni": "omni (jax)", "generic": "maml (jax, generic)",
              "torch": "maml (torch.func)"}

@@ -211,8 +211,8 @@ def test_a_run_that_learns_nothing_stops_with_an_error_and_writes_no_results(tmp
     from omni_jax.algorithms import l2_pretrain
     from omni_jax.sinusoid import experiment
 
-    def nan_pretrain(apply_fn):
-        loss_fn = l2_pretrain(apply_fn)
+    def nan_pretrain(apply_fn, **kw):
+        loss_fn = l2_pretrain(apply_fn, **kw)
         return lambda params, data, flow: (lambda lo: (lo[0] * jnp.nan, lo[1]))(loss_fn(params, data, flow))
 
     monkeypatch.setattr(sinusoid_train, "l2_pretrain", nan_pretrain)  # every loss NaN: every update skipped

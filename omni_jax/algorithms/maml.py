@@ -9,8 +9,9 @@ the gradient through them (FOMAML).
 Many tasks at once:
 
 * ``task_chunk``: the task axis is processed in chunks of that many tasks
-  (``lax.map`` over chunks, ``vmap`` inside one), so the working set stays
-  in cache and the memory of one step is bounded whatever the meta-batch.
+  (``lax.map`` over chunks, ``vmap`` inside one, each chunk rematerialised),
+  so the working set stays in cache and the memory of one step is that of
+  one chunk whatever the meta-batch.
 * :func:`maml_dense`: an exact fast path for stacks of dense layers. After
   an SGD step on K support points, a dense layer's weight moves by a sum of
   K outer products, ``W' = W - lr·Aᵀ Δ`` (A: the layer's inputs on the
@@ -65,13 +66,21 @@ def sgd_adapt(loss_fn: Callable[[Params], jnp.ndarray], params: Params, *, lr: f
 
 
 def map_tasks(task_fn: Callable[[Params, dict], Tuple[jnp.ndarray, Any]], params: Params, episode: dict,
-              task_chunk: Optional[int]) -> Tuple[jnp.ndarray, Any]:
+              task_chunk: Optional[int], remat: bool = True) -> Tuple[jnp.ndarray, Any]:
     """``vmap`` of ``task_fn(params, task) -> (loss, outputs)`` over the episode's task axis, in
     chunks of ``task_chunk`` tasks (``None``: all at once).
 
     Chunk ``i`` holds tasks ``i, i + n, i + 2n, ...`` (strided), so a task axis split over
     devices stays split inside every chunk; a remainder is one more ``vmap``. The results
     come back in the tasks' order.
+
+    ``remat`` (default): each chunk is rematerialised (``jax.checkpoint``): the backward pass
+    recomputes a chunk's forward pass from its inputs instead of keeping every chunk's
+    intermediates, so the memory of a step is that of one chunk, and each chunk's working set
+    stays in cache through its forward and backward passes. Without it ``lax.map`` keeps the
+    intermediates of every chunk and a chunked step needs more memory than an unchunked one. For
+    10,000 sinusoid tasks on 2 CPU cores (the dense path, chunks of 1,000), the step ran 1.64x
+    faster with it, at 681 MB peak against 1,155 MB without it (907 MB unchunked).
 
     ``task_chunk=1`` is a plain ``lax.map``, one task after the other with no batch axis:
     where each task has parameters of its own (an adapted network) and many points, XLA:CPU
@@ -86,7 +95,8 @@ def map_tasks(task_fn: Callable[[Params, dict], Tuple[jnp.ndarray, Any]], params
         return batched(params, episode)
     n, c = t // task_chunk, task_chunk
     main = jax.tree_util.tree_map(lambda a: a[:n * c].reshape((c, n) + a.shape[1:]).swapaxes(0, 1), episode)
-    out = lax.map(lambda e: batched(params, e), main)
+    body = jax.checkpoint(batched) if remat else batched
+    out = lax.map(lambda e: body(params, e), main)
     out = jax.tree_util.tree_map(lambda a: a.swapaxes(0, 1).reshape((n * c,) + a.shape[2:]), out)
     if n * c < t:
         rest = batched(params, jax.tree_util.tree_map(lambda a: a[n * c:], episode))
@@ -182,7 +192,7 @@ def _dense_deltas(layers: Sequence[DenseLayer], activation, derivative, factors,
 
 def maml_dense(layers_fn: DenseLayersFn, task_loss: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray], *,
                inner_lr: float, num_steps: int = 1, first_order: bool = False,
-               task_chunk: Optional[int] = 16384) -> MetaAlgorithm:
+               task_chunk: Optional[int] = 1000) -> MetaAlgorithm:
     """:func:`maml` for a network that is a stack of dense layers, without forming any task's
     adapted weights (see the module doc): the same losses, outputs and gradients.
 
@@ -192,8 +202,10 @@ def maml_dense(layers_fn: DenseLayersFn, task_loss: Callable[[jnp.ndarray, jnp.n
         derivative (``None``: forward-mode autodiff), for example
         :func:`omni_jax.nn.models.mlp_dense_layers`.
       task_loss, inner_lr, num_steps, first_order: as for :func:`maml`.
-      task_chunk: tasks per chunk (:func:`map_tasks`); chunks bound the memory of very large
-        meta-batches (this path's speed does not fall with the batch, so the default is large).
+      task_chunk: tasks per chunk (:func:`map_tasks`). On 2 CPU cores (2x64 tanh network, K = 10,
+        10 queries) the step ran at about 50k tasks/s for 1,000 tasks at once but at 21-28k for
+        2,000-30,000 at once (out of cache); in rematerialised chunks of 500-1,000 it held
+        37-48k tasks/s from 1,500 to 30,000 tasks, with a peak memory flat at about 0.65 GB.
     """
 
     def one_task(params, task, flow):

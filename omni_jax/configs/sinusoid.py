@@ -39,7 +39,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.inner_steps = 1
     t.first_order = False
     t.maml_impl = "dense"                         # "dense": exact fast path for dense nets; "generic": jax.grad inner loop
-    t.task_chunk = 16384                          # tasks per chunk of the inner loop (bounds a step's memory)
+    t.task_chunk = 1000                           # tasks per chunk of the inner loop (speed and memory; same results)
+    t.pre_chunk = 20000                           # points per chunk of the pre-training batch (likewise)
     t.optimizer = "adam"
     t.outer_lr = 0.01                             # decayed linearly to outer_lr * final_lr_ratio
     t.final_lr_ratio = 0.0

@@ -56,6 +56,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         f"data.points_per_task ({cfg.data.points_per_task})")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
     config_lib.check_positive(cfg, "train.task_chunk")
+    config_lib.check_positive(cfg, "train.pre_chunk")
     req(cfg.train.maml_impl in ("dense", "generic"),
         f"config field train.maml_impl must be dense or generic, got {cfg.train.maml_impl!r}")
     req(cfg.train.maml_impl == "generic" or cfg.model.branch_rank == 0,
@@ -72,8 +73,11 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
 
 
 def fingerprint(cfg, method: str) -> dict:
-    """What a method's checkpoint depends on (not the eval settings or the method list)."""
-    return config_lib.fingerprint(cfg, method, ["data", "model", "train"], drop=("train.methods", "train.eval_every", "train.ckpt_every"))
+    """What a method's checkpoint depends on (not the eval settings, the method list, or the task
+    chunk, which changes the speed and memory of a step but not its result)."""
+    return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
+                                  drop=("train.methods", "train.eval_every", "train.ckpt_every", "train.task_chunk",
+                                        "train.pre_chunk"))
 
 
 # ---------------------------------------------------------------------------- model and losses
@@ -102,7 +106,7 @@ def make_meta_algorithm(cfg, model):
 def make_loss_fn(cfg, model, weights: OmniLossWeights):
     """``loss(params, teacher, batch, episode) -> (total, metrics)``: the Omni-Loss with
     L2 pre-training (Eq. 17) and MAML (Eq. 19) on the sinusoid tasks."""
-    pre = l2_pretrain(make_apply(model))
+    pre = l2_pretrain(make_apply(model), batch_chunk=cfg.train.pre_chunk)
     meta = make_meta_algorithm(cfg, model)
 
     def loss(params, teacher, batch, episode):
