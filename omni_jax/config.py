@@ -391,11 +391,19 @@ CHECKPOINT_FORMAT = 2
 
 
 def fingerprint(config: ml_collections.ConfigDict, method: str, groups: Sequence[str],
-                drop: Sequence[str] = ()) -> dict:
+                drop: Sequence[str] = (), added: Optional[dict] = None) -> dict:
     """What a method's checkpoint depends on: the named top-level groups less the dotted fields
     in ``drop`` (what only the evaluation or the bookkeeping reads), the seed, the method, for
-    Omni-Training's methods (named ``omni...``) the ``omni`` group, and :data:`CHECKPOINT_FORMAT`."""
+    Omni-Training's methods (named ``omni...``) the ``omni`` group, and :data:`CHECKPOINT_FORMAT`.
+
+    ``added`` maps dotted fields that were added after work directories existed to the value that
+    gives the behaviour from before them: at that value a field is left out, so that those work
+    directories still resume; at any other value it is part of the fingerprint."""
     d = select(config, groups)
+    for field, old in (added or {}).items():
+        group, name = field.split(".")
+        if group in d and d[group].get(name, old) == old:
+            d[group].pop(name, None)
     for field in drop:
         group, name = field.split(".")
         d[group].pop(name, None)

@@ -233,3 +233,55 @@ def test_results_table_lists_each_method_once():
     table = ev.results_table(recs)
     assert table.splitlines()[0].split()[:2] == ["method", "K=5"]
     assert [l.split()[0] for l in table.splitlines()[1:]] == ["maml", "omni"]
+
+
+@pytest.mark.slow
+def test_trained_models_restore_what_was_evaluated_and_refuse_unfinished_methods(trained_workdir, tmp_path):
+    from omni_jax.errors import OmniJaxError
+    from omni_jax.sinusoid.experiment import trained_models
+    cfg = tiny_config("train.methods=('baseline','maml')")
+    models = trained_models(cfg, trained_workdir)
+    assert set(models) == {"baseline", "maml"}
+    # the restored models give the work directory's own results, evaluated again
+    assert ev.evaluate(models, cfg) == json.loads((trained_workdir / "results.json").read_text())
+    before = tree_hash(trained_workdir)
+    with pytest.raises(OmniJaxError, match=r"joint has trained 0 of 100 steps"):
+        trained_models(cfg, trained_workdir, methods=("baseline", "joint"))
+    with pytest.raises(OmniJaxError, match="has trained 0 of 100"):
+        trained_models(cfg, tmp_path / "empty")
+    assert tree_hash(trained_workdir) == before and not (tmp_path / "empty").exists()   # looking creates nothing
+
+
+def test_evaluation_on_validation_tasks_uses_other_tasks_than_the_test():
+    cfg = tiny_config("eval.max_steps=2")
+    model = tr.make_model(cfg, "maml")
+    params = model.init(jax.random.PRNGKey(0), np.zeros((1, 1), np.float32))
+    test = ev.evaluate({"maml": (model, params)}, cfg)
+    val = ev.evaluate({"maml": (model, params)}, cfg, stream="validation")
+    assert [(r["k_shot"], r["steps"]) for r in val] == [(r["k_shot"], r["steps"]) for r in test]
+    assert all(v["mse"] != t["mse"] for v, t in zip(val, test))
+    assert val == ev.evaluate({"maml": (model, params)}, cfg, stream="validation")   # the same tasks each time
+    with pytest.raises(ValueError, match="stream must be"):
+        ev.evaluate({"maml": (model, params)}, cfg, stream="train")
+
+
+def test_kernel_init_is_a_config_field_and_only_a_new_value_enters_the_fingerprint():
+    from omni_jax.errors import OmniJaxError
+    cfg = tiny_config()
+    # A work directory from before the field: its fingerprint had no model.kernel_init.
+    old = config_lib.apply_overrides(cfg, [])
+    del old.model["kernel_init"]
+    assert tr.fingerprint(cfg, "omni") == config_lib.fingerprint(
+        old, "omni", ["data", "model", "train"],
+        drop=("train.methods", "train.eval_every", "train.ckpt_every", "train.task_chunk", "train.pre_chunk"))
+    assert "kernel_init" not in tr.fingerprint(cfg, "maml")["model"]
+    torch_cfg = tiny_config("model.kernel_init=torch")
+    assert tr.fingerprint(torch_cfg, "maml")["model"]["kernel_init"] == "torch"
+    # the model uses it: PyTorch's nn.Linear scale is 1/sqrt(3) of lecun_normal's
+    x = np.zeros((1, 1), np.float32)
+    k = lambda c: np.asarray(tr.make_model(c, "maml").init(jax.random.PRNGKey(0), x)["params"]["backbone"]["layer1"]
+                             ["joint"]["kernel"])
+    assert abs(k(torch_cfg).std() * math.sqrt(3 * 64) - 1) < 0.05 and abs(k(cfg).std() * math.sqrt(64) - 1) < 0.1
+    assert np.abs(k(torch_cfg)).max() <= 1 / math.sqrt(64)
+    with pytest.raises(OmniJaxError, match="model.kernel_init must be one of"):
+        tr.check(tiny_config("model.kernel_init=glorot"))

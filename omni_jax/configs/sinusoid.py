@@ -26,6 +26,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.model = m = ml_collections.ConfigDict()
     m.widths = (64, 64)                           # 2 × 64 tanh, as in the paper
     m.activation = "tanh"
+    m.kernel_init = "lecun_normal"                # Dense kernels (omni_jax.nn.models.KERNEL_INITS); chosen on
+                                                  # validation tasks: scripts/sinusoid_init.py
     m.branch_rank = 0                             # 0: full-width dense branches; r > 0: rank-r branches
 
     c.train = t = ml_collections.ConfigDict()

@@ -13,9 +13,12 @@ import flax.linen as nn
 from omni_jax.nn.layers import FLOWS, OmniDense, OmniHead, activation_derivative, check_flow, flow_activation
 
 KERNEL_INITS = {
-    "lecun_normal": nn.initializers.lecun_normal,      # Flax's default
+    "lecun_normal": nn.initializers.lecun_normal,      # Flax's default, std 1/sqrt(fan_in)
     "xavier_uniform": nn.initializers.xavier_uniform,  # PyTorch's nn.init.xavier_uniform_ (pytorch-maml-rl)
     "he_normal": nn.initializers.he_normal,
+    # PyTorch's nn.Linear default, kaiming_uniform_(a=sqrt(5)): U(+-1/sqrt(fan_in)), std 1/sqrt(3 fan_in).
+    # (PyTorch also draws the bias from that range; ours start at zero.)
+    "torch": lambda: nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
 }
 
 

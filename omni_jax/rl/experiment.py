@@ -75,28 +75,8 @@ def trained_models(config, workdir, methods=None) -> dict:
     """``{method: (policy, params)}`` of the finished methods in ``workdir`` (a work directory of
     :func:`train_and_evaluate` with this config), for evaluating them in other ways
     (``omni_jax.rl.evaluate``). Raises OmniJaxError when a method has not finished training."""
-    from omni_jax.errors import OmniJaxError
-    from omni_jax.training import CheckpointStore
-    tr.check(config)
-    env = tr.make_env_from_config(config)
-    out = {}
-    for method in methods or config.train.methods:
-        program = tr.setup(config, method, env)
-        directory = Path(workdir) / method / "checkpoints"
-        fingerprint = tr.fingerprint(config, method)
-        step = CheckpointStore.peek(directory, fingerprint)
-        if step is None or step < program.num_steps:
-            raise OmniJaxError(f"{directory}: {method} has trained {step or 0} of {program.num_steps} "
-                               "iterations; finish it with omni-jax rl first")
-        store = CheckpointStore(directory, fingerprint)
-        try:
-            restored, state = store.restore_latest(program.state)
-        finally:
-            store.close()
-        if restored != program.num_steps:
-            raise OmniJaxError(f"{directory}: the last step of {method} is damaged (restored step {restored})")
-        out[method] = (program.model, state.params)
-    return out
+    trained = runner.trained_models(RLExperiment(), config, workdir, methods)
+    return {m: (t.program.model, t.state.params) for m, t in trained.items()}
 
 
 def train_and_evaluate(config, workdir, **kwargs):

@@ -82,13 +82,18 @@ def predictions_by_method(models: dict, cfg, support, query_x) -> Dict[str, jnp.
     return out
 
 
-def evaluate(models: dict, cfg) -> list[dict]:
+def evaluate(models: dict, cfg, stream: str = "test") -> list[dict]:
     """The results records ``{"method", "k_shot", "steps", "mse", "ci95"}`` for
-    every method, every K in ``eval.k_shots`` and every step 1..max_steps."""
+    every method, every K in ``eval.k_shots`` and every step 1..max_steps, on new tasks of the
+    PRNG stream ``stream``: ``"test"``, or ``"validation"`` for choosing settings without looking
+    at the test tasks (other tasks than the periodic validation's during training)."""
+    if stream not in ("test", "validation"):
+        raise ValueError(f"stream must be 'test' or 'validation', got {stream!r}")
     e = cfg.eval
     records = []
     for k in e.k_shots:
-        key = prng_stream(cfg.seed, "test", k)  # the same tasks for every method
+        # the same tasks for every method; validation: a path the periodic validation does not use
+        key = prng_stream(cfg.seed, "test", k) if stream == "test" else prng_stream(cfg.seed, "validation", "evaluate", k)
         _, support, query = sample_test_tasks(cfg, key, e.num_tasks, k)
         preds = predictions_by_method(models, cfg, support, query["x"])
         for name in METHODS:

@@ -80,6 +80,13 @@ class SinusoidExperiment(runner.Experiment):
                                            steps=figure6_steps(cfg))]
 
 
+def trained_models(config, workdir, methods=None) -> dict:
+    """``{method: (model, params)}`` of the finished methods in ``workdir`` (a work directory of
+    :func:`train_and_evaluate` with this config), as :func:`omni_jax.sinusoid.evaluate.evaluate`
+    takes them. Raises OmniJaxError when a method has not finished training."""
+    return _models(runner.trained_models(SinusoidExperiment(), config, workdir, methods))
+
+
 def train_and_evaluate(config, workdir, **kwargs):
     """Trains and evaluates every method of ``config`` in ``workdir`` (resuming); returns the
     ``results.json`` records. Keyword arguments go to :func:`omni_jax.training.runner.train_and_evaluate`."""

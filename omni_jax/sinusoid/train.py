@@ -26,7 +26,7 @@ from omni_jax.algorithms import l2_pretrain, maml, mse
 from omni_jax.algorithms.maml import maml_dense
 from omni_jax.data import sinusoid as sin_data
 from omni_jax.nn import FLOWS, OmniMLP
-from omni_jax.nn.models import mlp_dense_layers
+from omni_jax.nn.models import KERNEL_INITS, mlp_dense_layers
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.training import (Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks)
 from omni_jax.training.runner import Program
@@ -62,6 +62,8 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     req(cfg.train.maml_impl == "generic" or cfg.model.branch_rank == 0,
         "config field train.maml_impl='dense' needs full-width branches (model.branch_rank=0); "
         "use train.maml_impl='generic' with low-rank branches")
+    req(cfg.model.kernel_init in KERNEL_INITS,
+        f"config field model.kernel_init must be one of {', '.join(KERNEL_INITS)}, got {cfg.model.kernel_init!r}")
     req(cfg.train.optimizer in ("adam", "sgd"), f"config field train.optimizer must be adam or sgd, got {cfg.train.optimizer!r}")
     req(cfg.eval.omni_head in FLOWS + ("ensemble",),
         f"config field eval.omni_head must be joint, pre, meta or ensemble, got {cfg.eval.omni_head!r}")
@@ -72,12 +74,17 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         check_divisible(cfg.train.pre_batch, mesh, "train.pre_batch")
 
 
+# Fields added after work directories existed, with the value that gives the behaviour from before
+# them: at that value they are left out of the fingerprint, so those work directories still resume.
+_FIELDS_ADDED = {"model.kernel_init": "lecun_normal"}
+
+
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on (not the eval settings, the method list, or the task
     chunk, which changes the speed and memory of a step but not its result)."""
     return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
                                   drop=("train.methods", "train.eval_every", "train.ckpt_every", "train.task_chunk",
-                                        "train.pre_chunk"))
+                                        "train.pre_chunk"), added=_FIELDS_ADDED)
 
 
 # ---------------------------------------------------------------------------- model and losses
@@ -86,7 +93,7 @@ def fingerprint(cfg, method: str) -> dict:
 def make_model(cfg, method: str) -> OmniMLP:
     m = cfg.model
     return OmniMLP(out_features=1, widths=tuple(m.widths), activation=m.activation, omni=(method == "omni"),
-                   branch_rank=m.branch_rank or None)
+                   branch_rank=m.branch_rank or None, kernel_init=m.kernel_init)
 
 
 def make_apply(model):

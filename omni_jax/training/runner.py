@@ -262,6 +262,39 @@ def train_program(program: Program, directory: Path, fingerprint: dict, *, desc:
         store.close()
 
 
+def trained_models(experiment: Experiment, cfg, workdir, methods: Optional[Sequence[str]] = None) -> Dict[str, Trained]:
+    """The finished methods of ``workdir`` (a work directory of :func:`train_and_evaluate` with
+    ``cfg``), restored without training or evaluating anything, for evaluating them in other ways
+    (other tasks, other test-time rules). Raises OmniJaxError naming the directory when a method has
+    not finished training or its last checkpoint step is damaged; looking creates nothing."""
+    workdir = Path(workdir)
+    mesh = task_mesh()
+    experiment.check(cfg, mesh)
+    methods = tuple(methods or experiment.methods(cfg))
+    total = experiment.num_steps(cfg)
+    for method in methods:   # every one before building anything
+        directory = workdir / method / "checkpoints"
+        step = CheckpointStore.peek(directory, experiment.fingerprint(cfg, method))
+        if step is None or step < total:
+            raise OmniJaxError(f"{directory}: {method} has trained {step or 0} of {total} steps; finish it with "
+                               f"omni-jax {experiment.name} first")
+    context = experiment.prepare(cfg, mesh)
+    out = {}
+    for method in methods:
+        program = experiment.setup(cfg, method, context, mesh)
+        directory = workdir / method / "checkpoints"
+        store = CheckpointStore(directory, experiment.fingerprint(cfg, method))
+        try:
+            restored, state = store.restore_latest(program.state)
+        finally:
+            store.close()
+        if restored != total:
+            raise OmniJaxError(f"{directory}: the last step of {method} is damaged (restored step {restored}); "
+                               f"run omni-jax {experiment.name} again to train its last steps")
+        out[method] = Trained(program, state)
+    return out
+
+
 def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: bool = True,
                        log: Callable[[str], None] = _print, stop_after: Optional[int] = None,
                        progress_fn: Optional[Callable[[str, int, Mapping], None]] = None,
