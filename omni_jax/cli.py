@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -109,8 +110,27 @@ def build_parser(command: Optional[str] = None):
     return parser, module
 
 
+INTERRUPTED = "omni-jax: interrupted; run the same command again to resume from the last checkpoint\n"
+
+
+def _exit_on_interrupt(signum, frame):
+    """The command line's Ctrl-C: say so and end the process now, as a kill would (every file the
+    run writes is atomic, and the rerun resumes from the last intact checkpoint). Raising
+    KeyboardInterrupt instead can be lost: while orbax saves a checkpoint through asyncio, asyncio's
+    runner turns a SIGINT into the cancellation of its task, which orbax catches (the likely cause of
+    a test run that ignored Ctrl-C and ended with exit 0)."""
+    try:
+        sys.stdout.flush()
+    except Exception:   # the main thread may be inside a write to stdout
+        pass
+    os.write(2, INTERRUPTED.encode())
+    os._exit(130)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv_given = argv
+    if argv_given is None:
+        signal.signal(signal.SIGINT, _exit_on_interrupt)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
     parser, module = build_parser(command)
@@ -141,8 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{OPTIONAL[top]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("omni-jax: interrupted; run the same command again to resume from the last checkpoint",
-              file=sys.stderr, flush=True)
+        print(INTERRUPTED, end="", file=sys.stderr, flush=True)
         if argv_given is None:
             # the command line's own process: end now. Tearing the interpreter down while XLA's compile
             # threads and orbax's writers are still running can crash it (exit 139) after the message.
