@@ -124,6 +124,9 @@ def _exit_on_interrupt(signum, frame):
     except Exception:   # the main thread may be inside a write to stdout
         pass
     os.write(2, INTERRUPTED.encode())
+    import multiprocessing
+    for child in multiprocessing.active_children():   # e.g. the glyph builder's workers: stop them too
+        child.terminate()
     os._exit(130)
 
 
@@ -163,8 +166,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, end="", file=sys.stderr, flush=True)
         if argv_given is None:
-            # the command line's own process: end now. Tearing the interpreter down while XLA's compile
-            # threads and orbax's writers are still running can crash it (exit 139) after the message.
+            # a KeyboardInterrupt not from our SIGINT handler (a library may have put Python's default back):
+            # end now. Tearing the interpreter down while XLA's compile threads and orbax's writers are
+            # still running can crash it (exit 139) after the message.
             sys.stdout.flush()
             os._exit(130)
         return 130
