@@ -216,3 +216,41 @@ def test_dense_path_with_a_closed_form_or_an_autodiff_derivative(activation):
         lb, pb, gb = value_and_grad(dense, params, episode, "meta")
         np.testing.assert_allclose(float(lb), float(la), rtol=1e-10)
         assert_trees_close(gb, ga, rtol=1e-8)
+
+
+def _conv_task(params, task, unroll, steps=3):
+    """``steps`` second-order SGD steps of a one-convolution classifier on the task's support set."""
+    def loss(p, x, y):
+        h = jax.lax.conv_general_dilated(x, p["k"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        logits = jnp.mean(jnp.tanh(h), axis=(1, 2)) @ p["w"]
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1))
+    adapted, _ = maml_module.sgd_adapt(lambda p: loss(p, task["sx"], task["sy"]), params, lr=0.5, num_steps=steps,
+                                       unroll=unroll)
+    return loss(adapted, task["qx"], task["qy"]), adapted["w"]
+
+
+def test_unrolled_inner_loop_and_task_loop_give_the_rolled_values_and_second_order_gradients():
+    """``unroll=True`` (the classification path: inlined inner steps, tasks one after another) is the rolled
+    scan's computation exactly: losses, per-task outputs and second-order meta-gradients in float64."""
+    with jax.enable_x64(True):
+        k = jax.random.split(jax.random.PRNGKey(0), 6)
+        params = {"k": 0.5 * jax.random.normal(k[0], (3, 3, 2, 4), jnp.float64),
+                  "w": jax.random.normal(k[1], (4, 3), jnp.float64)}
+        episode = {"sx": jax.random.normal(k[2], (4, 6, 5, 5, 2), jnp.float64),
+                   "sy": jax.random.randint(k[3], (4, 6), 0, 3),
+                   "qx": jax.random.normal(k[4], (4, 5, 5, 5, 2), jnp.float64),
+                   "qy": jax.random.randint(k[5], (4, 5), 0, 3)}
+
+        def run(chunk, unroll):
+            f = lambda p: (lambda out: (jnp.mean(out[0]), out[1]))(
+                map_tasks(lambda q, t: _conv_task(q, t, unroll), p, episode, chunk, unroll=unroll))
+            return jax.jit(jax.value_and_grad(f, has_aux=True))(params)
+
+        (l0, o0), g0 = run(None, 1)             # one vmap, rolled inner loop
+        for chunk, unroll in ((1, True), (None, True), (1, 1)):
+            (l1, o1), g1 = run(chunk, unroll)
+            np.testing.assert_allclose(float(l1), float(l0), rtol=1e-12)
+            np.testing.assert_allclose(np.asarray(o1), np.asarray(o0), rtol=1e-11)
+            assert_trees_close(g1, g0, rtol=1e-10)
+        # the adaptation moved the head, so the outputs compared are not the initial ones
+        assert float(jnp.max(jnp.abs(o0 - params["w"]))) > 1e-3

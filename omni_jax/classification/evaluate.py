@@ -143,7 +143,7 @@ class Evaluator:
                                         batch_statistics=True)
         loss = lambda p: cross_entropy(apply(p, ep["support"]["x"]), ep["support"]["y"])
         adapted, _ = sgd_adapt(loss, variables["params"], lr=cfg.maml_lr, num_steps=cfg.maml_steps,
-                               first_order=True)
+                               first_order=True, unroll=True)   # unrolled: see sgd_adapt
         return apply(adapted, ep["query"]["x"])
 
     def accuracies(self, variables, split: DeviceSplit, *, n_way: int, k_shot: int, n_query: int,

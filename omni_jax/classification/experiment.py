@@ -134,7 +134,8 @@ def configs(cfg):
     tc = TrainConfig(batch_size=t.batch_size, n_way=t.n_way, k_shot=t.k_shot, n_query=t.n_query,
                      meta_batch=t.meta_batch, lr=t.lr, ema_decay=cfg.omni.ema_decay,
                      maml_inner_lr=t.maml_inner_lr, maml_steps=t.maml_steps, maml_tasks=t.maml_tasks,
-                     maml_first_order=t.maml_first_order, matching_fce=cfg.model.fce,
+                     maml_first_order=t.maml_first_order, maml_task_chunk=t.maml_task_chunk,
+                     matching_fce=cfg.model.fce,
                      matching_scale=float(t.matching_scale), distill_on=t.distill_on,
                      proto_distance=t.proto_distance)
     aug = AugmentConfig(crop_padding=d.crop_padding, flip=d.flip, jitter=float(d.jitter))
@@ -151,7 +152,7 @@ def fingerprint(cfg, method: str) -> dict:
     the dataset lives."""
     return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
                                   drop=("data.dir", "data.dirs", "data.test_split", "train.methods",
-                                        "train.ckpt_every"))
+                                        "train.ckpt_every", "train.maml_task_chunk"))
 
 
 # ---------------------------------------------------------------------------- data

@@ -66,6 +66,8 @@ def get_config() -> ml_collections.ConfigDict:
     t.maml_steps = 5
     t.maml_tasks = 4
     t.maml_first_order = False      # True: first-order MAML (Chen et al.'s maml_approx)
+    t.maml_task_chunk = 1           # MAML's tasks adapted at once (0: all in one vmap); 1, one after another, is
+                                    # fastest on CPU (per-task kernels make a vmap a grouped convolution)
     t.matching_scale = 100.0        # MatchingNet: softmax over scale * relu(cosine) (Chen et al.)
     t.distill_on = "probs"          # R_pre/R_meta compare softmax outputs ("probs") or raw logits ("logits")
     t.proto_distance = "euclidean"  # ProtoNet's distance (training, R_meta, test-time probabilities): "euclidean"
