@@ -54,26 +54,35 @@ def main():
                    "--workdir", str(run_dir), "--no-progress",
                    f"--config.train.num_steps={args.steps}",
                    *([f"--config.train.n_way={way}"] if way else []), *args.extra]
-            done = run_dir / "claims_command.json"   # the command that wrote results.json
-            if (run_dir / "results.json").exists() and done.exists() and json.loads(done.read_text()) == cmd[1:]:
-                print(f"reusing {run_dir / 'results.json'} (same command)", flush=True)
-            else:
-                done.unlink(missing_ok=True)
-                print("$", " ".join(cmd), flush=True)
-                t0 = time.perf_counter()
-                rc = subprocess.call(cmd)
-                if rc != 0:
-                    print(f"run failed with exit status {rc}", flush=True)
-                    continue
-                done.write_text(json.dumps(cmd[1:]))
-                print(f"{protocol}/{method}: {time.perf_counter() - t0:.0f}s", flush=True)
-            for r in json.loads((run_dir / "results.json").read_text()):
+            results = run_classify(cmd, run_dir, label=f"{protocol}/{method}")
+            if results is None:
+                continue
+            for r in results:
                 records.append(dict(r, protocol=protocol, train_way=train_way(cmd)))
             (wd / "claims.json").write_text(json.dumps(records, indent=1))
             (wd / "claims.md").write_text(table(records))
             plot_fewshot_accuracy(records, wd / "claims.png", label=labeller(records))
     print(table(records))
     print(f"wrote {wd / 'claims.json'}, {wd / 'claims.md'} and {wd / 'claims.png'}")
+
+
+def run_classify(cmd, run_dir: Path, label: str):
+    """Runs one ``omni-jax classify`` command into ``run_dir`` and returns its ``results.json`` records, or
+    ``None`` when it failed. A run whose ``results.json`` was written by the same command is reused as it is."""
+    done = run_dir / "claims_command.json"   # the command that wrote results.json
+    if (run_dir / "results.json").exists() and done.exists() and json.loads(done.read_text()) == cmd[1:]:
+        print(f"reusing {run_dir / 'results.json'} (same command)", flush=True)
+    else:
+        done.unlink(missing_ok=True)
+        print("$", " ".join(cmd), flush=True)
+        t0 = time.perf_counter()
+        rc = subprocess.call(cmd)
+        if rc != 0:
+            print(f"run failed with exit status {rc}", flush=True)
+            return None
+        done.write_text(json.dumps(cmd[1:]))
+        print(f"{label}: {time.perf_counter() - t0:.0f}s", flush=True)
+    return json.loads((run_dir / "results.json").read_text())
 
 
 def train_way(cmd) -> int:

@@ -67,3 +67,53 @@ def plot_fewshot_accuracy(records: list[dict], path, label=lambda r: r["method"]
     colour of its ``method`` (the same in every figure of the project); where a method appears with several
     ``head`` values, the marker tells the head."""
     return save_figure(fewshot_accuracy_figure(records, label, panel), path)
+
+
+def omni_pairs_figure(records: list[dict], panel="protocol") -> Figure:
+    """The figure of :func:`plot_omni_pairs`, not saved."""
+    if not records:
+        raise ValueError("plot_omni_pairs: no records")
+    panels = list(dict.fromkeys(r.get(panel, "") for r in records))
+    settings = sorted({(r["n_way"], r["k_shot"]) for r in records})
+    algorithms = list(dict.fromkeys(r["algorithm"] for r in records if r.get("algorithm")))
+    baselines = list(dict.fromkeys(r["method"] for r in records if not r.get("algorithm")))
+    fig, axes = new_figure(len(panels), len(settings), panel_size=(0.55 * (len(algorithms) + len(baselines)) + 1.2, 3.0),
+                           extra_width=1.4)
+    for i, p in enumerate(panels):
+        for j, st in enumerate(settings):
+            ax = axes[i][j]
+            cell = [r for r in records if r.get(panel, "") == p and (r["n_way"], r["k_shot"]) == st]
+            for a, x in enumerate(algorithms):
+                for r in cell:
+                    if r.get("algorithm") != x:
+                        continue
+                    omni = r["method"].startswith("omni_")
+                    s = style("omni_proto" if omni else "protonet")
+                    ax.errorbar(a + (0.15 if omni else -0.15), r["accuracy"], yerr=r["ci95"], fmt="o", ms=4, capsize=3,
+                                color=s.color, mfc=s.color if omni else "none",
+                                label="Omni-Training∘X" if omni else "X alone")
+            for b, name in enumerate(baselines):
+                for r in cell:
+                    if r["method"] == name and not r.get("algorithm"):
+                        s = style(name)
+                        ax.errorbar(len(algorithms) + b, r["accuracy"], yerr=r["ci95"], fmt="s", ms=4, capsize=3,
+                                    color=s.color, label=s.label)
+            ax.set_xticks(range(len(algorithms) + len(baselines)))
+            ax.set_xticklabels(algorithms + baselines, rotation=45, ha="right", fontsize=8)
+            ax.set_title(f"{p}: {st[0]}-way {st[1]}-shot", fontsize=9)
+            ax.grid(alpha=0.3, axis="y")
+        axes[i][0].set_ylabel("accuracy (%) ± 95% CI")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    seen = dict(zip(labels, handles))
+    axes[0][-1].legend(seen.values(), seen.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def plot_omni_pairs(records: list[dict], path, panel="protocol") -> Path:
+    """Tables 2-3 as a figure: one panel per (``panel`` value, setting), each meta algorithm (a record's
+    ``algorithm``) on the x axis with X alone (hollow) beside Omni-Training∘X (filled, a record whose
+    ``method`` starts with ``omni_``), then the records without an ``algorithm`` (Baseline, Baseline++) as
+    squares; accuracy with its 95% CI as error bar. Records carry ``method``, ``n_way``, ``k_shot``,
+    ``accuracy``, ``ci95`` and, for the algorithms, ``algorithm``."""
+    return save_figure(omni_pairs_figure(records, panel), path)

@@ -1,0 +1,145 @@
+"""Tables 2 and 3 on the offline glyph benchmark: each meta algorithm X alone against Omni-Training∘X (Conv-4, CPU).
+
+    python scripts/classify_glyphs_algorithms.py --data-dir data/glyphs --workdir runs/glyph_claims \\
+        [--protocols cross_task,cross_domain] [--algorithms proto,matching,relation,gnn,maml] \\
+        [--baselines baseline,baseline_pp] [--extra --config.eval.num_tasks=600 ...]
+
+For each protocol and each algorithm X this trains X and Omni∘X with the
+same number of steps and the same training episodes (:data:`ALGORITHMS`:
+1,000 steps for ProtoNet and MatchingNet, 500 for RelationNet; 200 with 3
+queries per class for the GNN and 150 with 5 for first-order MAML, whose
+steps cost 4-5x ProtoNet's even so), plus the Baseline and Baseline++ rows,
+and tests every run on the same 600 tasks per setting (5-way 1-shot,
+5-way 5-shot, 20-way 1-shot). The GNN's and MAML's heads score only tasks
+with their training episodes' number of ways, so those two also train a
+20-way 1-shot pair (run ``<method>_w20``) for the 20-way column.
+
+Each run is one ``omni-jax classify`` command in ``WORKDIR/<protocol>/<run>``
+(rerunning resumes it, or reuses its ``results.json`` when the command is
+the same; a changed evaluation re-evaluates the finished checkpoint, since
+evaluation fields are not in the checkpoint's fingerprint). The Omni runs
+keep every head (joint, pre, meta, ensemble) in their ``results.json``; the
+table reports X's own head against Omni∘X's ensemble head and names them.
+Outputs: ``WORKDIR/algorithms.json`` (every record), ``algorithms.md`` (the
+table) and ``algorithms.png`` (X against Omni∘X, one panel per protocol and
+setting). The ProtoNet and Baseline runs are the same commands as
+``scripts/classify_glyphs_claims.py``'s and share its work directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from classify_glyphs_claims import run_classify, train_way
+from omni_jax.classification.plots import plot_omni_pairs
+
+SETTINGS = "((5,1),(5,5),(20,1))"
+ALL_HEADS = "('joint','pre','meta','ensemble')"
+OMNI_HEAD = "ensemble"                         # the head the table reports for Omni∘X (chosen before any run)
+# X -> (method alone, Omni method, training steps, extra training arguments, the 20-way pair's arguments or None)
+ALGORITHMS = {
+    "proto": ("protonet", "omni_proto", 1000, [], None),
+    "matching": ("matchingnet", "omni_matching", 1000, [], None),
+    "relation": ("relationnet", "omni_relation", 500, [], None),
+    # one graph per query: 3 queries per class instead of 15 make a step ~5x cheaper
+    "gnn": ("gnn", "omni_gnn", 200, ["--config.train.n_query=3"],
+            ["--config.train.n_way=20", "--config.train.k_shot=1", "--config.train.n_query=1"]),
+    "maml": ("maml", "omni_maml", 150, ["--config.train.maml_first_order=True", "--config.train.n_query=5"],
+             ["--config.train.n_way=20", "--config.train.k_shot=1", "--config.train.n_query=2"]),
+}
+BASELINES = {"baseline": 1000, "baseline_pp": 1000}
+NAMES = {"proto": "ProtoNet", "matching": "MatchingNet", "relation": "RelationNet", "gnn": "GNN", "maml": "MAML"}
+
+
+def runs(algorithms, baselines):
+    """``[(run name, method, steps, arguments, the ALGORITHMS key or None)]``: every run of the table."""
+    out = []
+    for name in baselines:
+        out.append((name, name, BASELINES[name], _settings(name), None))
+    for x in algorithms:
+        alone, omni, steps, extra, w20 = ALGORITHMS[x]
+        for method in (alone, omni):
+            heads = [f"--config.eval.heads={ALL_HEADS}"] if method == omni else []
+            if w20 is None:
+                out.append((method, method, steps, extra + heads + _settings(method), x))
+            else:
+                out.append((method, method, steps, extra + heads + ["--config.eval.settings=((5,1),(5,5))"], x))
+                out.append((f"{method}_w20", method, steps, extra + w20 + heads + ["--config.eval.settings=((20,1),)"], x))
+    return sorted(out, key=lambda r: r[0].endswith("_w20"))   # the 20-way pairs last
+
+
+def _settings(method):
+    # ProtoNet and Baseline keep the claims script's commands (four settings), so that their runs are reused as they are
+    return [] if method in ("protonet", "baseline") else [f"--config.eval.settings={SETTINGS}"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--workdir", default="runs/glyph_claims")
+    p.add_argument("--protocols", default="cross_task,cross_domain")
+    p.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    p.add_argument("--baselines", default=",".join(BASELINES))
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more omni-jax classify arguments")
+    args = p.parse_args()
+    wd = Path(args.workdir)
+    todo = runs([a for a in args.algorithms.split(",") if a], [b for b in args.baselines.split(",") if b])
+    records = []
+    for protocol in args.protocols.split(","):
+        for run, method, steps, extra, x in todo:
+            run_dir = wd / protocol / run
+            cmd = [sys.executable, "-m", "omni_jax.cli", "classify", "--dataset", f"glyphs:{protocol}",
+                   "--method", method, "--backbone", "conv4", "--data-dir", args.data_dir,
+                   "--workdir", str(run_dir), "--no-progress", f"--config.train.num_steps={steps}",
+                   *extra, *args.extra]
+            results = run_classify(cmd, run_dir, label=f"{protocol}/{run}")
+            if results is None:
+                continue
+            for r in results:
+                records.append(dict(r, protocol=protocol, run=run, algorithm=NAMES.get(x), train_way=train_way(cmd),
+                                    train_steps=steps))
+            write(records, wd)
+    print(table(records))
+    print(f"wrote {wd / 'algorithms.json'}, {wd / 'algorithms.md'} and {wd / 'algorithms.png'}")
+
+
+def write(records, wd: Path):
+    (wd / "algorithms.json").write_text(json.dumps(records, indent=1))
+    (wd / "algorithms.md").write_text(table(records) + "\nEvery head of the Omni runs:\n\n" + table(records, every_head=True))
+    shown = [r for r in records if r["head"] == reported_head(r)]
+    if shown:
+        plot_omni_pairs(shown, wd / "algorithms.png")
+
+
+def reported_head(r) -> str:
+    """The head the table reports for a record's method: Omni∘X's ensemble; every other method's own head."""
+    return OMNI_HEAD if r["method"].startswith("omni_") else r["head"]
+
+
+def table(records, every_head: bool = False) -> str:
+    """Markdown: one row per (protocol, method), the reported head, the training steps and ways, a column per
+    setting; ``every_head``: instead one row per head of each Omni method."""
+    settings = [(5, 1), (5, 5), (20, 1)]
+    lines = ["| split | method | head | steps | train way | " + " | ".join(f"{n}-way {k}-shot" for n, k in settings)
+             + " |", "|" + "---|" * (5 + len(settings))]
+    rows = {}
+    for r in records:
+        if (r["n_way"], r["k_shot"]) not in settings or (
+                not r["method"].startswith("omni_") if every_head else r["head"] != reported_head(r)):
+            continue
+        row = rows.setdefault((r["protocol"], r["method"], r["head"]), {"head": r["head"], "steps": r["train_steps"],
+                                                             "ways": set(), "cells": {}})
+        row["cells"][(r["n_way"], r["k_shot"])] = r
+        if r["method"] not in ("baseline", "baseline_pp"):
+            row["ways"].add(str(r["train_way"]))
+    for (protocol, method, _), row in rows.items():
+        vals = [f"{c['accuracy']:.2f} ± {c['ci95']:.2f}" if (c := row["cells"].get(s)) else "-" for s in settings]
+        ways = "/".join(sorted(row["ways"], key=int)) or "-"
+        lines.append(f"| {protocol} | {method} | {row['head']} | {row['steps']} | {ways} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""scripts/classify_glyphs_algorithms.py (the Tables 2-3 analogue): X and Omni∘X get the same training, the
+table reports the head it names."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture(scope="module")
+def script():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec = importlib.util.spec_from_file_location("classify_glyphs_algorithms", SCRIPTS / "classify_glyphs_algorithms.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        yield mod
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def _training(args):
+    """A run's training arguments: less the evaluation's."""
+    return [a for a in args if not a.startswith("--config.eval.")]
+
+
+def test_each_algorithm_and_its_omni_version_train_alike(script):
+    runs = script.runs(list(script.ALGORITHMS), list(script.BASELINES))
+    by_name = {name: (method, steps, args, x) for name, method, steps, args, x in runs}
+    assert len(by_name) == len(runs)
+    for x, (alone, omni, *_rest, w20) in script.ALGORITHMS.items():
+        for suffix in ([""] + (["_w20"] if w20 else [])):
+            a, o = by_name[alone + suffix], by_name[omni + suffix]
+            assert a[1] == o[1] and _training(a[2]) == _training(o[2]), (x, suffix)
+            assert any(h.startswith("--config.eval.heads=") for h in o[2])       # every head of Omni∘X
+        if w20:
+            assert "--config.train.n_way=20" in by_name[alone + "_w20"][2]
+    names = [r[0] for r in runs]
+    assert names.index("baseline") < names.index("protonet")
+    first_w20 = min(i for i, n in enumerate(names) if n.endswith("_w20"))
+    assert all(n.endswith("_w20") for n in names[first_w20:])                   # the 20-way pairs last
+
+
+def test_table_reports_x_own_head_against_omni_ensemble(script):
+    def rec(method, head, n_way, k_shot, acc, algorithm="ProtoNet"):
+        return {"protocol": "cross_task", "method": method, "head": head, "n_way": n_way, "k_shot": k_shot,
+                "accuracy": acc, "ci95": 0.5, "train_way": 5, "train_steps": 1000, "algorithm": algorithm}
+
+    records = [rec("protonet", "meta", 5, 1, 90.0), rec("protonet", "meta", 5, 5, 95.0),
+               rec("omni_proto", "joint", 5, 1, 91.0), rec("omni_proto", "ensemble", 5, 1, 92.0),
+               rec("omni_proto", "pre", 5, 1, 89.0), rec("baseline", "pre", 20, 1, 80.0, algorithm=None)]
+    lines = script.table(records).splitlines()
+    assert lines[0].startswith("| split | method | head | steps | train way | 5-way 1-shot | 5-way 5-shot | 20-way 1-shot")
+    rows = {line.split(" | ")[1]: line for line in lines[2:]}
+    assert rows["protonet"].endswith("| meta | 1000 | 5 | 90.00 ± 0.50 | 95.00 ± 0.50 | - |")
+    assert rows["omni_proto"].endswith("| ensemble | 1000 | 5 | 92.00 ± 0.50 | - | - |")
+    assert rows["baseline"].endswith("| pre | 1000 | - | - | - | 80.00 ± 0.50 |")
