@@ -231,8 +231,7 @@ def maml_dense(layers_fn: DenseLayersFn, task_loss: Callable[[jnp.ndarray, jnp.n
         return task_loss(pred, query["y"]), pred
 
     def meta_loss(params, episode, flow):
-        losses, preds = map_tasks(lambda p, task: one_task(p, task, flow), params, episode, task_chunk,
-                                  unroll=unroll)
+        losses, preds = map_tasks(lambda p, task: one_task(p, task, flow), params, episode, task_chunk)
         return jnp.mean(losses), preds
 
     return meta_loss
