@@ -32,7 +32,7 @@ import json
 import sys
 from pathlib import Path
 
-from classify_glyphs_claims import run_classify, train_way
+from classify_glyphs_claims import finished, run_classify, train_way
 from omni_jax.classification.plots import plot_omni_pairs
 
 SETTINGS = "((5,1),(5,5),(20,1))"
@@ -82,6 +82,8 @@ def main():
     p.add_argument("--protocols", default="cross_task,cross_domain")
     p.add_argument("--algorithms", default=",".join(ALGORITHMS))
     p.add_argument("--baselines", default=",".join(BASELINES))
+    p.add_argument("--report-only", action="store_true",
+                   help="run nothing: the table and figure of the runs already finished with these commands")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more omni-jax classify arguments")
     args = p.parse_args()
     wd = Path(args.workdir)
@@ -94,9 +96,15 @@ def main():
                    "--method", method, "--backbone", "conv4", "--data-dir", args.data_dir,
                    "--workdir", str(run_dir), "--no-progress", f"--config.train.num_steps={steps}",
                    *extra, *args.extra]
-            results = run_classify(cmd, run_dir, label=f"{protocol}/{run}")
-            if results is None:
-                continue
+            if args.report_only:
+                results = finished(cmd, run_dir)
+                if results is None:
+                    print(f"{protocol}/{run}: not finished with this command", flush=True)
+                    continue
+            else:
+                results = run_classify(cmd, run_dir, label=f"{protocol}/{run}")
+                if results is None:
+                    continue
             for r in results:
                 records.append(dict(r, protocol=protocol, run=run, algorithm=NAMES.get(x), train_way=train_way(cmd),
                                     train_steps=steps))

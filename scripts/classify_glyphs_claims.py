@@ -66,11 +66,19 @@ def main():
     print(f"wrote {wd / 'claims.json'}, {wd / 'claims.md'} and {wd / 'claims.png'}")
 
 
+def finished(cmd, run_dir: Path):
+    """The ``results.json`` records of ``run_dir`` if the same command wrote them, else ``None``."""
+    done = run_dir / "claims_command.json"   # the command that wrote results.json
+    if (run_dir / "results.json").exists() and done.exists() and json.loads(done.read_text()) == cmd[1:]:
+        return json.loads((run_dir / "results.json").read_text())
+    return None
+
+
 def run_classify(cmd, run_dir: Path, label: str):
     """Runs one ``omni-jax classify`` command into ``run_dir`` and returns its ``results.json`` records, or
     ``None`` when it failed. A run whose ``results.json`` was written by the same command is reused as it is."""
-    done = run_dir / "claims_command.json"   # the command that wrote results.json
-    if (run_dir / "results.json").exists() and done.exists() and json.loads(done.read_text()) == cmd[1:]:
+    done = run_dir / "claims_command.json"
+    if finished(cmd, run_dir) is not None:
         print(f"reusing {run_dir / 'results.json'} (same command)", flush=True)
     else:
         done.unlink(missing_ok=True)
