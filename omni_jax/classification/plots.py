@@ -96,8 +96,8 @@ def omni_pairs_figure(records: list[dict], panel="protocol") -> Figure:
                 for r in cell:
                     if r["method"] == name and not r.get("algorithm"):
                         s = style(name)
-                        ax.errorbar(len(algorithms) + b, r["accuracy"], yerr=r["ci95"], fmt="s", ms=4, capsize=3,
-                                    color=s.color, label=s.label)
+                        ax.errorbar(len(algorithms) + b, r["accuracy"], yerr=r["ci95"], fmt="sD^v"[b % 4], ms=4,
+                                    capsize=3, color=s.color, label=s.label)
             ax.set_xticks(range(len(algorithms) + len(baselines)))
             ax.set_xticklabels(algorithms + baselines, rotation=45, ha="right", fontsize=8)
             ax.set_title(f"{p}: {st[0]}-way {st[1]}-shot", fontsize=9)
