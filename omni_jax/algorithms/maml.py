@@ -121,7 +121,8 @@ def maml(apply_fn: ApplyFn, task_loss: Callable[[jnp.ndarray, jnp.ndarray], jnp.
     Tasks are processed ``task_chunk`` at a time (:func:`map_tasks`; ``None``:
     all at once): on a 2-core CPU, 10,000 sinusoid tasks ran about twice as
     fast in chunks of 100-500 as all at once. ``unroll`` is the inner loop's
-    (:func:`sgd_adapt`; ``True`` for convolutional networks on CPU).
+    (:func:`sgd_adapt`) and, with ``task_chunk=1``, the loop over tasks'
+    (:func:`map_tasks`); ``True`` for convolutional networks on CPU.
     """
 
     def one_task(params, task, flow):
