@@ -23,7 +23,9 @@ table reports X's own head against Omni∘X's ensemble head and names them.
 Outputs: ``WORKDIR/algorithms.json`` (every record), ``algorithms.md`` (the
 table) and ``algorithms.png`` (X against Omni∘X, one panel per protocol and
 setting). The ProtoNet and Baseline runs are the same commands as
-``scripts/classify_glyphs_claims.py``'s and share its work directory.
+``scripts/classify_glyphs_claims.py``'s and share its work directory;
+Omni∘Proto's is not (every head, three settings), so running the two
+scripts in turn re-evaluates that run each time.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ from pathlib import Path
 from classify_glyphs_claims import finished, run_classify, train_way
 from omni_jax.classification.plots import plot_omni_pairs
 
-SETTINGS = "((5,1),(5,5),(20,1))"
 SETTINGS_SHOWN = ((5, 1), (5, 5), (20, 1))    # the table's columns (ProtoNet's and Baseline's runs also test 20-way 5-shot)
+SETTINGS = str(SETTINGS_SHOWN).replace(" ", "")   # as --config.eval.settings: "((5,1),(5,5),(20,1))"
 ALL_HEADS = "('joint','pre','meta','ensemble')"
 OMNI_HEAD = "ensemble"                         # the head the table reports for Omni∘X (chosen before any run)
 # X -> (method alone, Omni method, training steps, extra training arguments, the 20-way pair's arguments or None)
@@ -109,7 +111,9 @@ def main():
             for r in results:
                 records.append(dict(r, protocol=protocol, run=run, algorithm=NAMES.get(x), train_way=train_way(cmd),
                                     train_steps=steps))
-            write(records, wd)
+            if not args.report_only:
+                write(records, wd)      # after every run: the outputs follow a long run as it goes
+    write(records, wd)
     print(table(records))
     print(f"wrote {wd / 'algorithms.json'}, {wd / 'algorithms.md'} and {wd / 'algorithms.png'}")
 
@@ -141,7 +145,7 @@ def table(records, every_head: bool = False) -> str:
         row = rows.setdefault((r["protocol"], r["method"], r["head"]), {"head": r["head"], "steps": r["train_steps"],
                                                              "ways": set(), "cells": {}})
         row["cells"][(r["n_way"], r["k_shot"])] = r
-        if r["method"] not in ("baseline", "baseline_pp"):
+        if r["method"] not in BASELINES:
             row["ways"].add(str(r["train_way"]))
     for (protocol, method, _), row in rows.items():
         vals = [f"{c['accuracy']:.2f} ± {c['ci95']:.2f}" if (c := row["cells"].get(s)) else "-" for s in settings]

@@ -77,19 +77,20 @@ def finished(cmd, run_dir: Path):
 def run_classify(cmd, run_dir: Path, label: str):
     """Runs one ``omni-jax classify`` command into ``run_dir`` and returns its ``results.json`` records, or
     ``None`` when it failed. A run whose ``results.json`` was written by the same command is reused as it is."""
-    done = run_dir / "claims_command.json"
-    if finished(cmd, run_dir) is not None:
+    results = finished(cmd, run_dir)
+    if results is not None:
         print(f"reusing {run_dir / 'results.json'} (same command)", flush=True)
-    else:
-        done.unlink(missing_ok=True)
-        print("$", " ".join(cmd), flush=True)
-        t0 = time.perf_counter()
-        rc = subprocess.call(cmd)
-        if rc != 0:
-            print(f"run failed with exit status {rc}", flush=True)
-            return None
-        done.write_text(json.dumps(cmd[1:]))
-        print(f"{label}: {time.perf_counter() - t0:.0f}s", flush=True)
+        return results
+    done = run_dir / "claims_command.json"
+    done.unlink(missing_ok=True)
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    rc = subprocess.call(cmd)
+    if rc != 0:
+        print(f"run failed with exit status {rc}", flush=True)
+        return None
+    done.write_text(json.dumps(cmd[1:]))
+    print(f"{label}: {time.perf_counter() - t0:.0f}s", flush=True)
     return json.loads((run_dir / "results.json").read_text())
 
 
