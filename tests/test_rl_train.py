@@ -155,13 +155,30 @@ def test_precompiled_programs_are_the_ones_training_and_evaluation_run(tmp_path)
     env = tr.make_env_from_config(cfg)
     programs = {m: tr.setup(cfg, m, env) for m in ("maml", "omni")}
     trained = {m: train(cfg, m, tmp_path / m, env) for m in programs}
-    entries = lambda states: ev.entries_for({m: (programs[m].model, states[m].params) for m in programs})
+    # the reference (eval.random_reference, on by default) is the untrained plain policy of its own stream
+    reference = {"random": tr.random_policy(cfg, env)}
+    entries = lambda states: ev.entries_for({**{m: (programs[m].model, states[m].params) for m in programs},
+                                             **reference})
     returns = ev.adaptation_returns(cfg, env, entries(trained))
     again = ev.records_from_returns(cfg.env.name, [e[0] for e in entries(trained)], returns, "joint")
     assert again == records
+    assert [r["steps"] for r in records if r["method"] == "random"] == list(range(cfg.eval.max_steps + 1))
     initial = ev.adaptation_returns(cfg, env, entries({m: p.state for m, p in programs.items()}))
-    assert returns.shape == initial.shape == (cfg.eval.max_steps + 1, 4, cfg.eval.num_tasks)
-    assert not np.allclose(initial, returns)
+    assert returns.shape == initial.shape == (cfg.eval.max_steps + 1, 5, cfg.eval.num_tasks)
+    assert not np.allclose(initial[:, :4], returns[:, :4])
+    np.testing.assert_array_equal(initial[:, 4], returns[:, 4])      # the reference is not trained
+
+
+def test_random_reference_is_a_fresh_plain_policy():
+    cfg = tiny_config()
+    env = tr.make_env_from_config(cfg)
+    policy, params = tr.random_policy(cfg, env)
+    assert policy == tr.make_policy(cfg, env, "baseline")             # plain: one flow, no branches
+    assert "log_std_pre" not in params["params"]
+    assert leaves_equal(params, tr.random_policy(cfg, env)[1])        # deterministic
+    maml = tr.setup(cfg, "maml", env).state.params
+    assert not leaves_equal(params, maml)                            # not any method's starting point
+    np.testing.assert_array_equal(np.asarray(params["params"]["log_std_joint"]), cfg.policy.init_log_std)
 
 
 @pytest.mark.slow

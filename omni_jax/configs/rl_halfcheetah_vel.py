@@ -53,4 +53,5 @@ def get_config() -> ml_collections.ConfigDict:
     v.max_kl = 0.05                       #   KL divergence at most max_kl; see omni_jax.rl.losses.adapt_kl_bounded)
     v.task_chunk = 40
     v.omni_head = "joint"                 # which head is reported as "omni" (every head is also reported)
+    v.random_reference = True             # also evaluate an untrained policy ("random"), the reference to beat
     return c

@@ -43,7 +43,8 @@ class PolicyApply:
 
 def entries_for(models: Dict[str, tuple]) -> Sequence[Entry]:
     """The policies to evaluate from ``{method: (policy, params)}``: baseline and maml on
-    their only flow, and each Omni head (omni_joint, omni_pre, omni_meta)."""
+    their only flow (and any other plain policy, such as ``random``), and each Omni head
+    (omni_joint, omni_pre, omni_meta)."""
     out = []
     for method, (policy, params) in models.items():
         apply = PolicyApply(policy)
@@ -145,7 +146,7 @@ def records_from_returns(env_name: str, labels: Sequence[str], returns: np.ndarr
             recs.append({"env": env_name, "method": label, **extra, "steps": k, "return": float(mean),
                          "ci95": float(ci), "median": float(np.median(returns[k, g])),
                          "num_tasks": int(returns.shape[-1])})
-    order = ["baseline", "maml", "omni", "omni_joint", "omni_pre", "omni_meta"]
+    order = ["baseline", "maml", "omni", "omni_joint", "omni_pre", "omni_meta", "random"]
     return sorted(recs, key=lambda r: (order.index(r["method"]) if r["method"] in order else 99, r["steps"]))
 
 

@@ -5,7 +5,9 @@ Trains the methods of ``train.methods`` (Baseline, MAML, Omni-Training) on
 new tasks for 0..``eval.max_steps`` REINFORCE steps, and writes
 ``results.json`` (records ``{"env", "method", "steps", "return", "ci95",
 "median", "num_tasks"}``, plus ``"head"`` for ``omni``) and
-``figure8_<env>.png``. The evaluation compiles in a worker thread while the
+``figure8_<env>.png``. With ``eval.random_reference`` an untrained policy
+(``method: "random"``) is evaluated the same way, as the reference a trained
+method must beat. The evaluation compiles in a worker thread while the
 methods train (each program compiles the Brax physics again).
 """
 from __future__ import annotations
@@ -25,13 +27,16 @@ class _Evaluator(runner.Evaluator):
         self.cfg = cfg
         self.methods = list(programs)
         initial = {m: (p.model, p.state.params) for m, p in programs.items()}
-        self.adaptation = ev.AdaptationEvaluator(cfg, env, ev.entries_for(initial), mesh=mesh)
+        # the reference: an untrained plain policy, adapted like the others (``eval.random_reference``)
+        self.reference = {"random": tr.random_policy(cfg, env)} if cfg.eval.random_reference else {}
+        self.adaptation = ev.AdaptationEvaluator(cfg, env, ev.entries_for({**initial, **self.reference}), mesh=mesh)
 
     def compile(self):
         self.adaptation.compile()
 
     def __call__(self, trained):
-        entries = ev.entries_for({m: (t.program.model, t.state.params) for m, t in trained.items()})
+        entries = ev.entries_for({**{m: (t.program.model, t.state.params) for m, t in trained.items()},
+                                  **self.reference})
         returns = self.adaptation.returns([p for _, _, p, _ in entries])
         return ev.records_from_returns(self.cfg.env.name, self.adaptation.labels, returns, self.cfg.eval.omni_head)
 

@@ -121,6 +121,15 @@ def init_state(cfg, env, policy, optimizer, method: str) -> TrainState:
                       rng=k_train)
 
 
+def random_policy(cfg, env):
+    """``(policy, params)``: the reference of the evaluation (``eval.random_reference``), a plain
+    Gaussian policy freshly initialised from its own PRNG stream (``init``, ``random``): the
+    methods' starting point, whose actions are noise of std ``exp(policy.init_log_std)`` around an
+    untrained network's output."""
+    policy = make_policy(cfg, env, "random")
+    return policy, policy.init(prng_stream(cfg.seed, "init", "random"), jnp.zeros((1, env.observation_size)))
+
+
 def flows_start_as_joint(params):
     """Makes every flow of a fresh Omni-Net policy the joint flow's function.
 
