@@ -22,6 +22,16 @@ def test_variants_derive_from_their_base():
     assert dir_.env.name == "halfcheetah_dir"
     dir_.env.name = "halfcheetah_vel"
     assert config_lib.to_json(dir_) == config_lib.to_json(vel)
+    # the CPU-sized cheetah configs: the same experiment with fewer tasks and trajectories, velocity and
+    # direction alike; their quick variants are the smoke run's
+    vel_cpu, dir_cpu = config_lib.load_config("rl_halfcheetah_vel_cpu"), config_lib.load_config("rl_halfcheetah_dir_cpu")
+    assert (vel_cpu.env.name, dir_cpu.env.name) == ("halfcheetah_vel", "halfcheetah_dir")
+    assert vel_cpu.train.meta_batch < vel.train.meta_batch and vel_cpu.eval.num_tasks >= 200
+    assert (vel_cpu.env.horizon, vel_cpu.train.inner_lr, vel_cpu.policy) == (vel.env.horizon, vel.train.inner_lr, vel.policy)
+    dir_cpu.env.name = "halfcheetah_vel"
+    assert config_lib.to_json(dir_cpu) == config_lib.to_json(vel_cpu)
+    quick = config_lib.load_config("rl_halfcheetah_dir_cpu", quick=True)
+    assert quick.env.name == "halfcheetah_dir" and quick.train.num_iterations == 4
     glyphs = config_lib.load_config("classify_glyphs", quick=True)
     assert glyphs.data.dataset.startswith("glyphs") and glyphs.train.num_steps == 40
     assert glyphs.data.flip is False and isinstance(config_lib.load_config("classify").data.flip, bool)

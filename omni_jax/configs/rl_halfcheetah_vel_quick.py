@@ -4,8 +4,8 @@ import ml_collections
 from omni_jax.configs import rl_halfcheetah_vel
 
 
-def get_config() -> ml_collections.ConfigDict:
-    c = rl_halfcheetah_vel.get_config()
+def shrink(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The smoke run's sizes, applied to a HalfCheetah config."""
     c.train.num_iterations = 4
     c.train.meta_batch = 4
     c.train.num_traj = 4
@@ -15,3 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.eval.num_traj = 4
     c.eval.task_chunk = 8
     return c
+
+
+def get_config() -> ml_collections.ConfigDict:
+    return shrink(rl_halfcheetah_vel.get_config())
