@@ -49,7 +49,8 @@ ALGORITHMS = {
     # one graph per query: 3 queries per class instead of 15 make a step ~5x cheaper
     "gnn": ("gnn", "omni_gnn", 200, ["--config.train.n_query=3"],
             ["--config.train.n_way=20", "--config.train.k_shot=1", "--config.train.n_query=1"]),
-    "maml": ("maml", "omni_maml", 150, ["--config.train.maml_first_order=True", "--config.train.n_query=5"],
+    "maml": ("maml", "omni_maml", 150, ["--config.train.maml_first_order=True", "--config.train.n_query=5",
+                                        "--config.train.chunk_size=50"],
              ["--config.train.n_way=20", "--config.train.k_shot=1", "--config.train.n_query=2"]),
 }
 BASELINES = {"baseline": 1000, "baseline_pp": 1000}

@@ -57,3 +57,23 @@ def test_table_reports_x_own_head_against_omni_ensemble(script):
     assert rows["protonet"].endswith("| meta | 1000 | 5 | 90.00 ± 0.50 | 95.00 ± 0.50 | - |")
     assert rows["omni_proto"].endswith("| ensemble | 1000 | 5 | 92.00 ± 0.50 | - | - |")
     assert rows["baseline"].endswith("| pre | 1000 | - | - | - | 80.00 ± 0.50 |")
+
+
+def test_every_run_is_a_valid_classify_config(script):
+    """Each run's command passes `omni-jax classify`'s config check (a MAML length that was not a multiple
+    of train.chunk_size once failed every MAML run at its first line)."""
+    from omni_jax import config as config_lib
+    from omni_jax.classification import experiment
+    from omni_jax.errors import OmniJaxError
+    runs = script.runs(list(script.ALGORITHMS), list(script.BASELINES))
+    for name, method, steps, args, _ in runs:
+        cfg = config_lib.load_config("classify_glyphs")
+        overrides = [f"train.num_steps={steps}"] + [a[len("--config."):] for a in args if a.startswith("--config.")]
+        cfg = config_lib.apply_overrides(cfg, overrides)
+        cfg.train.methods = (method,)
+        cfg.data.dataset = "glyphs:cross_task"
+        experiment.check(cfg)
+    cfg.train.num_steps = 150                        # the check does fail on such a length
+    cfg.train.chunk_size = 100
+    with pytest.raises(OmniJaxError, match="multiple of train.chunk_size"):
+        experiment.check(cfg)
