@@ -8,6 +8,7 @@ last, a JSON line ``{"<rule>": {"<method>": [mean return after 0..max_steps step
 
     python scripts/rl_step_rules.py --workdir runs/rl_navigation2d --env navigation2d \\
         --max-kl 0.01,0.03,0.1 --num-tasks 400
+    python scripts/rl_step_rules.py --workdir runs/rl_halfcheetah_vel_cpu --config rl_halfcheetah_vel_cpu
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--workdir", required=True, help="a finished `omni-jax rl` work directory")
     parser.add_argument("--env", default="navigation2d", help="its config: rl_<env> (default navigation2d)")
+    parser.add_argument("--config", default=None,
+                        help="its config instead: a packaged name or a .py file (e.g. rl_halfcheetah_vel_cpu)")
     parser.add_argument("--quick", action="store_true", help="the work directory is a --quick run")
     parser.add_argument("--config-override", action="append", default=[], metavar="FIELD=VALUE",
                         help="the overrides the work directory was trained with (repeatable)")
@@ -34,7 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--num-tasks", type=int, default=400, help="validation tasks (default 400)")
     args = parser.parse_args(argv)
     try:
-        cfg = config_lib.apply_overrides(config_lib.load_config(f"rl_{args.env}", quick=args.quick), args.config_override)
+        cfg = config_lib.apply_overrides(config_lib.load_config(args.config or f"rl_{args.env}", quick=args.quick), args.config_override)
         models = trained_models(cfg, args.workdir)
         env = make_env_from_config(cfg)
         entries = ev.entries_for(models)
