@@ -192,6 +192,54 @@ def test_gnn_loss_is_query_cross_entropy_of_the_module():
     np.testing.assert_allclose(loss, -np.mean(np.take_along_axis(lsm, y[..., None], -1)), rtol=1e-4)
 
 
+def _gnn_toy_losses(kernel_init, steps, seed=0):
+    """Adam 1e-3 on the GraphNetwork alone, 5-way 1-shot toy episodes whose features are class centres
+    plus noise (nearest neighbour solves them): the loss of each step."""
+    import optax
+    n, d = 5, 16
+    net = GraphNetwork(embed_dim=16, nf=16, kernel_init=kernel_init)
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(200, d)).astype(np.float32)
+    onehot = jax.nn.one_hot(np.arange(n), n)[None]
+    qy = np.repeat(np.arange(n), 3)[None]
+
+    def episode():
+        c = centres[rng.choice(200, n, replace=False)]
+        sf = c + 0.3 * rng.normal(size=(n, d))
+        qf = np.repeat(c, 3, axis=0) + 0.3 * rng.normal(size=(3 * n, d))
+        return sf[None].astype(np.float32), qf[None].astype(np.float32)
+
+    sf, qf = episode()
+    v = net.init(jax.random.PRNGKey(seed), sf, onehot, qf)
+    opt = optax.adam(1e-3)
+
+    @jax.jit
+    def step(params, stats, opt_state, sf, qf):
+        def loss(p):
+            logits, new = net.apply({"params": p, "batch_stats": stats}, sf, onehot, qf, train=True,
+                                    mutable=["batch_stats"])
+            return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, qy)), new["batch_stats"]
+        (value, stats), g = jax.value_and_grad(loss, has_aux=True)(params)
+        updates, opt_state = opt.update(g, opt_state, params)
+        return optax.apply_updates(params, updates), stats, opt_state, value
+
+    params, stats, opt_state, out = v["params"], v["batch_stats"], opt.init(v["params"]), []
+    for _ in range(steps):
+        params, stats, opt_state, value = step(params, stats, opt_state, *episode())
+        out.append(float(value))
+    return np.asarray(out)
+
+
+def test_gnn_learns_separable_toy_episodes():
+    """The GNN must learn to label a query by its nearest support node. It sits near chance (ln 5)
+    for a while before it does; with PyTorch's initialisation (the default) the loss of steps
+    350-400 was 0.08, with Flax's lecun_normal 0.62 (the GNN rows of the glyph table were at chance
+    after 200 steps with lecun_normal)."""
+    losses = _gnn_toy_losses("torch", 400)
+    assert losses[:20].mean() > 1.4                         # it starts near chance, ln 5 = 1.61
+    assert losses[350:].mean() < 0.4, losses[350:].mean()
+
+
 # ---------------------------------------------------------------------------- in the network
 
 
