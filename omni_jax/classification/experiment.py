@@ -68,7 +68,7 @@ def check(cfg, mesh=None) -> None:
     config_lib.check_positive(cfg, "model.num_plain", "data.max_per_class", "data.crop_padding", "data.jitter",
                               "data.image_size", "model.drop_rate", "eval.finetune_momentum",
                               "eval.finetune_dampening", "eval.finetune_weight_decay",
-                              "eval.finetune_backbone_steps", allow_zero=True)
+                              "eval.finetune_backbone_steps", "eval.maml_tasks_per_call", allow_zero=True)
     config_lib.check_positive(cfg, "eval.finetune_backbone_lr")
     req(cfg.eval.finetune_dampening <= 1.0,
         f"config field eval.finetune_dampening must be in [0, 1], got {cfg.eval.finetune_dampening!r}")
@@ -143,7 +143,8 @@ def configs(cfg):
                                             e.finetune_dampening, e.finetune_weight_decay,
                                             backbone_steps=e.finetune_backbone_steps,
                                             backbone_lr=e.finetune_backbone_lr),
-                    maml_lr=e.maml_lr, maml_steps=e.maml_steps, images_per_call=e.images_per_call)
+                    maml_lr=e.maml_lr, maml_steps=e.maml_steps, images_per_call=e.images_per_call,
+                    maml_tasks_per_call=e.maml_tasks_per_call)
     return tc, aug, ec
 
 

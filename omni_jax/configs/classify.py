@@ -94,4 +94,6 @@ def get_config() -> ml_collections.ConfigDict:
     e.maml_steps = 5
     e.maml_lr = 0.01
     e.images_per_call = 2048
+    e.maml_tasks_per_call = 1       # MAML heads: tasks per jitted call (1 is fastest on a CPU; 0: images_per_call
+                                    #   decides, for accelerators)
     return c
