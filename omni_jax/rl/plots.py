@@ -19,7 +19,10 @@ TITLES = {"navigation2d": "2D Navigation", "halfcheetah_vel": "HalfCheetah veloc
           "halfcheetah_dir": "HalfCheetah direction"}
 
 
-def return_vs_steps_figure(records: list[dict], methods=("baseline", "maml", "omni"), median: bool = False) -> Figure:
+METHODS = ("baseline", "maml", "omni", "random")   # drawn when present ("random": the untrained reference)
+
+
+def return_vs_steps_figure(records: list[dict], methods=METHODS, median: bool = False) -> Figure:
     """Figure 8 as a :class:`Figure` (see :func:`plot_return_vs_steps`)."""
     envs = list(dict.fromkeys(r["env"] for r in records))
     fig, axes = new_figure(1, max(len(envs), 1), panel_size=(4.4, 3.6))
@@ -46,7 +49,7 @@ def return_vs_steps_figure(records: list[dict], methods=("baseline", "maml", "om
     return fig
 
 
-def plot_return_vs_steps(records: list[dict], path: Path, methods=("baseline", "maml", "omni"),
+def plot_return_vs_steps(records: list[dict], path: Path, methods=METHODS,
                          median: bool = False) -> Path:
     """Mean return (± 95% CI band) against gradient steps; one panel per env in ``records``.
     With ``median``, the median return and no band."""
