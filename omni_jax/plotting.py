@@ -43,7 +43,7 @@ STYLES = {
     "protonet": Style("#2ca02c", "-", "v", "ProtoNet"),
     "ensemble": Style("#9467bd", ":", "D", "Ensemble"),
     "joint": Style("#8c564b", ":", "P", "Joint-Training"),
-    "random": Style("#7f7f7f", ":", "x", "Random (untrained) policy"),
+    "random": Style("#000000", ":", "x", "Random (untrained) policy"),
     # Omni-Training: reds, solid
     "omni": Style("#d62728", "-", "o", "Omni"),
     "omni_proto": Style("#a50f15", "-", "o", "Omni-Proto"),

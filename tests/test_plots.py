@@ -16,7 +16,7 @@ from omni_jax.sinusoid import plots as sin_plots
 PNG = b"\x89PNG\r\n\x1a\n"
 MODULES = ("omni_jax.plotting", "omni_jax.sinusoid.plots", "omni_jax.rl.plots", "omni_jax.classification.plots")
 SINUSOID = ("baseline", "maml", "ensemble", "joint", "omni", "omni_joint", "omni_pre", "omni_meta", "omni_ensemble")
-RL = ("baseline", "maml", "omni", "omni_joint", "omni_pre", "omni_meta")
+RL = ("baseline", "maml", "omni", "omni_joint", "omni_pre", "omni_meta", "random")
 CLASSIFICATION = ("omni_proto", "protonet", "baseline", "maml", "omni_maml", "ensemble", "joint")
 
 
