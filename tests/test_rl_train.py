@@ -129,6 +129,13 @@ def test_cli_errors_are_one_line(capsys, tmp_path):
     assert cli.main(["rl", "--env", "halfcheetah_vel", "--workdir", str(tmp_path),
                      "--config.env.backend=warp"]) == 2
     assert "env.backend='warp' is unknown" in capsys.readouterr().err
+    # --config alone takes the config's env; with a different --env it is an error
+    assert cli.main(["rl", "--config", "rl_halfcheetah_dir_cpu", "--env", "navigation2d", "--workdir",
+                     str(tmp_path)]) == 2
+    assert "is for env 'halfcheetah_dir', not --env navigation2d" in capsys.readouterr().err
+    assert cli.main(["rl", "--config", "rl_halfcheetah_dir_cpu", "--workdir", str(tmp_path),
+                     "--config.env.horizon=0"]) == 2       # the config loaded: its own check fails
+    assert "env.horizon must be a positive integer" in capsys.readouterr().err
 
 
 @pytest.mark.slow
