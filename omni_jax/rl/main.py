@@ -14,7 +14,8 @@ EXAMPLES = """\
 
 
 def add_arguments(parser) -> None:
-    cli.add_common(parser, config="rl_<env>", workdir="runs/rl_<env>", examples=EXAMPLES)
+    cli.add_common(parser, config="rl_<env>", workdir="runs/<packaged config name>, else runs/rl_<env>",
+                   examples=EXAMPLES)
     parser.add_argument("--env", default=None,
                         help=f"environment: {', '.join(ENVS)}; selects the config rl_<env> unless --config is "
                              "given (default: the config's env, navigation2d without --config)")
