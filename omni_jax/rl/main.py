@@ -29,7 +29,7 @@ def run(args, overrides) -> int:
     cfg = cli.load_config(args, overrides, f"rl_{args.env or 'navigation2d'}")
     if args.env is not None and cfg.env.name != args.env:
         raise OmniJaxError(f"config {args.config} is for env {cfg.env.name!r}, not --env {args.env}")
-    name = args.config if args.config and "/" not in args.config and not args.config.endswith(".py") \
-        else f"rl_{cfg.env.name}"
+    from omni_jax.config import packaged_configs
+    name = args.config if args.config in packaged_configs() else f"rl_{cfg.env.name}"
     train_and_evaluate(cfg, args.workdir or f"runs/{name}", **cli.run_options(args))
     return 0
