@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from omni_jax.algorithms.gnn import Adjacency, GraphNetwork, gnn, node_features, softmax_adjacency
+from omni_jax.algorithms.gnn import (Adjacency, GraphNetwork, gnn, group_queries, node_features, softmax_adjacency,
+                                     ungroup_queries)
 from omni_jax.algorithms.matchingnet import FullContextEmbedding, matching_probs, matchingnet
 from omni_jax.algorithms.relationnet import (RelationModule, class_maps, relation_pairs, relation_targets,
                                              relationnet)
@@ -167,11 +168,61 @@ def test_gnn_adjacency_rows_sum_to_one_and_node_features():
     np.testing.assert_allclose(adj.apply(v, -x), adj.apply(v, x), rtol=1e-5)
     zs, zq = jnp.ones((2, 6, 3)), 2 * jnp.ones((2, 4, 3))
     oh = jax.nn.one_hot(jnp.tile(jnp.repeat(jnp.arange(3), 2), (2, 1)), 3)
-    nodes = np.asarray(node_features(zs, oh, zq))
+    nodes = np.asarray(node_features(zs, oh, zq, "query"))
     assert nodes.shape == (8, 7, 6)                          # one graph per query, S + 1 nodes
     np.testing.assert_array_equal(nodes[5, :6, 3:], np.asarray(oh[1]))   # support: one-hot labels
     np.testing.assert_allclose(nodes[5, 6, 3:], 1 / 3)                   # query: uniform
     np.testing.assert_array_equal(nodes[5, 6, :3], 2.0)
+
+
+def test_gnn_class_set_graphs_hold_one_query_of_each_class():
+    """Tseng et al.'s layout by hand: 2 episodes, 3 classes, 2 shots, 2 queries per class (class-major)
+    make 2 graphs per episode, graph i holding the 6 support nodes and query c*2 + i of each class c."""
+    t, n, k, q = 2, 3, 2, 2
+    zs = jnp.arange(t * n * k, dtype=jnp.float32).reshape(t, n * k, 1)
+    zq = 100 + jnp.arange(t * n * q, dtype=jnp.float32).reshape(t, n * q, 1)
+    oh = jax.nn.one_hot(jnp.tile(jnp.repeat(jnp.arange(n), k), (t, 1)), n)
+    nodes = np.asarray(node_features(zs, oh, zq, "class_set"))
+    assert nodes.shape == (t * q, n * k + n, 1 + n)
+    for e in range(t):
+        for i in range(q):
+            g = nodes[e * q + i]
+            np.testing.assert_array_equal(g[:n * k, 0], np.asarray(zs[e, :, 0]))          # the support set
+            np.testing.assert_array_equal(g[:n * k, 1:], np.asarray(oh[e]))
+            np.testing.assert_array_equal(g[n * k:, 0], [100 + e * n * q + c * q + i for c in range(n)])
+            np.testing.assert_allclose(g[n * k:, 1:], 1 / n)                             # unlabelled
+    # grouping and ungrouping are inverse permutations; "query" keeps one query per graph
+    x = jnp.arange(t * n * q * 2, dtype=jnp.float32).reshape(t, n * q, 2)
+    for graph, m in (("query", 1), ("class_set", n)):
+        grouped = group_queries(x, n, graph)
+        assert grouped.shape == (t * n * q // m, m, 2)
+        np.testing.assert_array_equal(ungroup_queries(grouped, t, n, graph), x)
+    with pytest.raises(ValueError, match="same number of queries for each of the 3 classes"):
+        group_queries(jnp.zeros((1, 4, 2)), n, "class_set")
+    with pytest.raises(ValueError, match="unknown GNN graph layout 'star'"):
+        group_queries(x, n, "star")
+
+
+def test_gnn_class_set_logits_follow_their_query():
+    """With ``"class_set"`` graphs, swapping the i-th and j-th queries of every class swaps two whole
+    graphs: the logits of every query move with it (and the output keeps the [T, Q, N] order)."""
+    rng = np.random.default_rng(6)
+    t, n, k, q, d = 2, 3, 2, 3, 5
+    sf = jnp.asarray(rng.normal(size=(t, n * k, d)), jnp.float32)
+    qf = jnp.asarray(rng.normal(size=(t, n * q, d)), jnp.float32)
+    oh = jax.nn.one_hot(jnp.tile(jnp.repeat(jnp.arange(n), k), (t, 1)), n)
+    net = GraphNetwork(embed_dim=8, nf=6, graph="class_set")
+    v = net.init(jax.random.PRNGKey(0), sf, oh, qf)
+    logits = np.asarray(net.apply(v, sf, oh, qf))
+    assert logits.shape == (t, n * q, n)
+    perm = np.arange(n * q).reshape(n, q)[:, [2, 0, 1]].reshape(-1)   # within each class: graphs 2, 0, 1
+    np.testing.assert_allclose(net.apply(v, sf, oh, qf[:, perm]), logits[:, perm], rtol=1e-5, atol=1e-6)
+    # a query's logits depend on the other queries of its graph (transductive), not on other graphs'
+    qf2 = qf.at[:, 1].set(qf[:, 1] + 1.0)       # query 1 of class 0 lives in graph 1
+    moved = np.asarray(net.apply(v, sf, oh, qf2))
+    same = [c * q + i for c in range(n) for i in (0, 2)]
+    np.testing.assert_allclose(moved[:, same], logits[:, same], rtol=1e-5, atol=1e-6)
+    assert np.abs(moved[:, [c * q + 1 for c in range(1, n)]] - logits[:, [c * q + 1 for c in range(1, n)]]).max() > 1e-4
 
 
 def test_gnn_loss_is_query_cross_entropy_of_the_module():
@@ -192,12 +243,12 @@ def test_gnn_loss_is_query_cross_entropy_of_the_module():
     np.testing.assert_allclose(loss, -np.mean(np.take_along_axis(lsm, y[..., None], -1)), rtol=1e-4)
 
 
-def _gnn_toy_losses(kernel_init, steps, seed=0):
+def _gnn_toy_losses(kernel_init, steps, seed=0, graph="query"):
     """Adam 1e-3 on the GraphNetwork alone, 5-way 1-shot toy episodes whose features are class centres
     plus noise (nearest neighbour solves them): the loss of each step."""
     import optax
     n, d = 5, 16
-    net = GraphNetwork(embed_dim=16, nf=16, kernel_init=kernel_init)
+    net = GraphNetwork(embed_dim=16, nf=16, kernel_init=kernel_init, graph=graph)
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(200, d)).astype(np.float32)
     onehot = jax.nn.one_hot(np.arange(n), n)[None]

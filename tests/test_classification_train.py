@@ -130,6 +130,7 @@ def test_python_entry_point_trains_several_methods_into_one_table(tmp_path):
     (["--method", "siamese"], "unknown value(s) ['siamese']"),
     (["--config.train.pretrain=l2"], "train.pretrain must be one of linear, cosine"),
     (["--method", "gnn", "--config.eval.settings=((5, 1),)"], "train.n_way=3 outputs and cannot score 5-way"),
+    (["--method", "gnn", "--config.model.gnn_graph=star"], "model.gnn_graph must be one of query, class_set"),
     (["--config.eval.finetune_dampening=1.5"], "eval.finetune_dampening must be in [0, 1]"),
     (["--method", "relationnet", "--config.model.depth=4"], "2x2 are too small for the relation module"),
     (["--backbone", "vgg"], "model.backbone='vgg' is unknown"),
@@ -151,12 +152,13 @@ def test_cli_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["matchingnet", "omni_matching", "relationnet", "omni_relation", "gnn", "omni_gnn",
-                                    "baseline_pp"])
+                                    "gnn:query", "baseline_pp"])
 def test_each_new_method_trains_and_tests_from_the_command_line(tmp_path, method):
+    method, _, graph = method.partition(":")    # gnn:query: the GNN with one query per graph
     wd = tmp_path / method
     argv = ["classify", "--quick", "--dataset", "synthetic", "--method", method, "--workdir", str(wd),
             "--config.model.gnn_embed_dim=8", "--config.model.gnn_features=6", "--config.train.num_steps=2",
-            "--config.eval.heads=('default', 'ensemble')"
+            "--config.eval.heads=('default', 'ensemble')", f"--config.model.gnn_graph={graph or 'class_set'}"
             ] + [a for a in SMALL if not a.startswith("--config.train.num_steps")]
     assert cli.main(argv) == 0
     records = json.loads((wd / "results.json").read_text())

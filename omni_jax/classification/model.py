@@ -36,7 +36,7 @@ from omni_jax.nn.convnets import FewShotNet, make_backbone
 
 
 def meta_module(spec: MethodSpec, *, fce: bool = True, relation_hidden: int = 8, gnn_embed_dim: int = 128,
-                gnn_features: int = 96) -> Tuple[Optional[nn.Module], str]:
+                gnn_features: int = 96, gnn_graph: str = "class_set") -> Tuple[Optional[nn.Module], str]:
     """The meta algorithm's learnable module and the backbone output it reads (``(None, "features")``
     for ProtoNet, MAML and MatchingNet without full context embeddings)."""
     if spec.meta == "matching" and fce:
@@ -44,14 +44,15 @@ def meta_module(spec: MethodSpec, *, fce: bool = True, relation_hidden: int = 8,
     if spec.meta == "relation":
         return RelationModule(hidden=relation_hidden), "feature_map"
     if spec.meta == "gnn":
-        return GraphNetwork(embed_dim=gnn_embed_dim, nf=gnn_features), "features"
+        return GraphNetwork(embed_dim=gnn_embed_dim, nf=gnn_features, graph=gnn_graph), "features"
     return None, "features"
 
 
 def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: int, *,
               num_plain: int = 0, star: bool = False, width: int = 64, pool: str = "reshape",
               drop_rate: float = 0.1, depth: int = 4, fce: bool = True, relation_hidden: int = 8,
-              gnn_embed_dim: int = 128, gnn_features: int = 96, conv_init: str = "torch") -> FewShotNet:
+              gnn_embed_dim: int = 128, gnn_features: int = 96, gnn_graph: str = "class_set",
+              conv_init: str = "torch") -> FewShotNet:
     """The method's network: the backbone (Conv-4 without the last two max-pools for RelationNet,
     Chen et al.'s ``Conv4NP``), the pre-training head of ``spec.pretrain``, MAML's episode head, and
     the meta algorithm's module (see :func:`meta_module`); ``conv_init`` names the initialisation of
@@ -60,7 +61,7 @@ def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: i
     bb = make_backbone(backbone, omni=spec.omni, num_plain=num_plain, star=star, width=width, pool=pool,
                        drop_rate=drop_rate, depth=depth, unpooled=unpooled, conv_init=conv_init)
     module, meta_input = meta_module(spec, fce=fce, relation_hidden=relation_hidden, gnn_embed_dim=gnn_embed_dim,
-                                     gnn_features=gnn_features)
+                                     gnn_features=gnn_features, gnn_graph=gnn_graph)
     return FewShotNet(bb, num_classes=num_classes, omni=spec.omni,
                       episode_ways=episode_ways if spec.meta == "maml" else 0, twin=spec.twin,
                       head_kind=spec.pretrain, meta_module=module, meta_input=meta_input,

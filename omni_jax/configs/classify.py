@@ -49,6 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
     m.relation_hidden = 8           # RelationNet's relation module: hidden units of its first FC layer
     m.gnn_embed_dim = 128           # GNN: node embedding (Dense + BatchNorm of the backbone's features)
     m.gnn_features = 96             # GNN: nf (each of the 2 dense graph layers adds nf/2 features)
+    m.gnn_graph = "class_set"       # GNN graphs: "class_set" (one query of each class per graph, Tseng et al.'s
+                                    # code; transductive) or "query" (one query per graph, Garcia & Bruna)
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)   # Omni-Loss terms (Table 6) of the omni_* methods
 

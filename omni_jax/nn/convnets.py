@@ -472,8 +472,9 @@ class FewShotNet(nn.Module):
             if self.meta_module is not None:
                 f = (fmap if self.meta_input == "feature_map" else h)[None]
                 onehot = jax.nn.one_hot(jnp.arange(x.shape[0]) % self.meta_ways, self.meta_ways)[None]
+                query = jnp.take(f, jnp.arange(self.meta_ways) % x.shape[0], axis=1)   # one query per class
                 for copy in self.meta_heads.values():
-                    copy(f, onehot, f, train=False)
+                    copy(f, onehot, query, train=False)
             return {"features": h, "feature_map": fmap, "logits": logits, "episode": ep}[output]
         if output == "features":
             return h
