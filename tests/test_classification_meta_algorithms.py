@@ -196,7 +196,7 @@ def test_gnn_class_set_graphs_hold_one_query_of_each_class():
     for graph, m in (("query", 1), ("class_set", n)):
         grouped = group_queries(x, n, graph)
         assert grouped.shape == (t * n * q // m, m, 2)
-        np.testing.assert_array_equal(ungroup_queries(grouped, t, n, graph), x)
+        np.testing.assert_array_equal(ungroup_queries(grouped, t), x)
     with pytest.raises(ValueError, match="same number of queries for each of the 3 classes"):
         group_queries(jnp.zeros((1, 4, 2)), n, "class_set")
     with pytest.raises(ValueError, match="unknown GNN graph layout 'star'"):

@@ -75,16 +75,13 @@ def group_queries(query: jnp.ndarray, n_way: int, graph: str) -> jnp.ndarray:
     if q % m:
         raise ValueError(f"the GNN's {graph!r} graphs need the same number of queries for each of the "
                          f"{n_way} classes, got {q} queries")
-    if graph == "query":
-        return query.reshape(t * q, 1, f)
-    return query.reshape(t, n_way, q // n_way, f).transpose(0, 2, 1, 3).reshape(t * (q // n_way), n_way, f)
+    # M groups of P = Q/M consecutive queries (the classes; one group for "query"): graph i takes the i-th of each
+    return query.reshape(t, m, q // m, f).transpose(0, 2, 1, 3).reshape(t * (q // m), m, f)
 
 
-def ungroup_queries(grouped: jnp.ndarray, t: int, n_way: int, graph: str) -> jnp.ndarray:
-    """The inverse of :func:`group_queries`: ``[T*G, Q/G, F] -> [T, Q, F]``."""
+def ungroup_queries(grouped: jnp.ndarray, t: int) -> jnp.ndarray:
+    """The inverse of :func:`group_queries` (for either layout): ``[T*G, Q/G, F] -> [T, Q, F]``."""
     g, m, f = grouped.shape
-    if graph == "query":
-        return grouped.reshape(t, g // t, f)
     return grouped.reshape(t, g // t, m, f).transpose(0, 2, 1, 3).reshape(t, (g // t) * m, f)
 
 
@@ -172,7 +169,7 @@ class GraphNetwork(nn.Module):
             x = jnp.concatenate([x, x_new], axis=-1)
         a = Adjacency((2 * self.nf, 2 * self.nf, self.nf, self.nf), kernel_init=k, name="adjacency_last")(x, train)
         out = GraphConv(n, batch_norm=False, kernel_init=k, name="gconv_last")(a, x, train)   # [T*G, S+M, N]
-        return ungroup_queries(out[:, s:], t, n, self.graph)
+        return ungroup_queries(out[:, s:], t)
 
 
 def gnn(embed_fn: EmbedFn, module_fn: ModuleFn, n_way: int, outputs: str = "logits"):
