@@ -8,7 +8,7 @@ import pytest
 
 from omni_jax import config as config_lib
 from omni_jax.errors import OmniJaxError
-from omni_jax.omni import skipped_updates
+from omni_jax.omni import skipped_updates, teacher_params
 from omni_jax.rl import train as tr
 from omni_jax.training import runner
 
@@ -91,6 +91,7 @@ def test_initial_flows_are_the_joint_flow():
     ({"policy.kernel_init": "orthogonal"}, "policy.kernel_init='orthogonal' is unknown"),
     ({"train.task_chunk": 0}, "train.task_chunk must be > 0"),
     ({"eval.step_rule": "adam"}, "eval.step_rule='adam' is unknown"),
+    ({"train.outer_optimizer": "rmsprop"}, "train.outer_optimizer='rmsprop' is unknown"),
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(OmniJaxError, match=message):
@@ -111,6 +112,26 @@ def test_policy_kernel_init(kernel_init):
         fan_in, fan_out = k.shape
         want = (1 / np.sqrt(fan_in) if kernel_init == "lecun_normal" else np.sqrt(2 / (fan_in + fan_out)))
         assert abs(float(np.std(k)) / want - 1) < (0.1 if k.size > 500 else 0.35), (name, float(np.std(k)), want)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_outer_optimizer(name):
+    """train.outer_optimizer's first step on a known gradient: SGD moves by -lr·g; Adam (bias-corrected
+    moments of one gradient) by -lr·g/(|g| + eps), i.e. lr against the sign of each nonzero entry."""
+    cfg = tiny_config(**{"train.outer_optimizer": name, "train.outer_lr": 0.01})
+    opt = tr.make_optimizer(cfg, config_lib.loss_weights(cfg.omni, "omni"))
+    params = {"w": jnp.array([1.0, -2.0, 3.0, 0.5])}
+    grads = {"w": jnp.array([0.5, -4.0, 0.0, 1e-3])}
+    updates, state = opt.update(grads, opt.init(params), params)
+    step = np.asarray(updates["w"])
+    if name == "sgd":
+        np.testing.assert_allclose(step, -0.01 * np.asarray(grads["w"]), rtol=1e-6)
+    else:
+        np.testing.assert_allclose(step, [-0.01, 0.01, 0.0, -0.01 * 1e-3 / (1e-3 + 1e-8)], rtol=1e-5)
+    # the EMA teacher (Eq. 9) moves (1 - β) of the way to the updated parameters, whatever the optimizer
+    np.testing.assert_allclose(teacher_params(state)["w"], np.asarray(params["w"]) + (1 - cfg.omni.ema_decay) * step,
+                               rtol=1e-6)
+    assert tr.fingerprint(cfg, "omni")["train"].get("outer_optimizer") == (None if name == "sgd" else "adam")
 
 
 def test_meta_batch_must_divide_over_devices():

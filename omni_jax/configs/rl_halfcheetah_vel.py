@@ -36,6 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.num_traj = 20                       # trajectories per task for each gradient step (paper)
     t.inner_lr = 0.1                      # paper
     t.outer_lr = 0.03                     # outer SGD (paper)
+    t.outer_optimizer = "sgd"             # sgd | adam
     t.first_order = False                 # second-order MAML-RL
     t.discount = 0.99
     t.chunk_size = 10

@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     t.num_traj = 20                       # trajectories per task for each gradient step (paper)
     t.inner_lr = 0.1                      # paper
     t.outer_lr = 0.03                     # outer SGD (paper)
+    t.outer_optimizer = "sgd"             # sgd | adam
     t.first_order = False                 # second-order MAML-RL (first-order barely beat Baseline)
     t.discount = 0.99
     t.chunk_size = 10                     # iterations per jitted lax.scan call

@@ -48,6 +48,7 @@ from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "omni")
 STEP_RULES = ("sgd", "kl_bound")   # the test-time adaptation step (eval.step_rule)
+OUTER_OPTIMIZERS = ("sgd", "adam")  # the meta-update (train.outer_optimizer)
 
 
 # ---------------------------------------------------------------------------- config
@@ -71,6 +72,9 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     req(cfg.policy.kernel_init in KERNEL_INITS,
         f"config field policy.kernel_init={cfg.policy.kernel_init!r} is unknown; "
         f"expected one of {', '.join(KERNEL_INITS)}")
+    req(cfg.train.outer_optimizer in OUTER_OPTIMIZERS,
+        f"config field train.outer_optimizer={cfg.train.outer_optimizer!r} is unknown; "
+        f"expected one of {', '.join(OUTER_OPTIMIZERS)}")
     req(cfg.eval.step_rule in STEP_RULES,
         f"config field eval.step_rule={cfg.eval.step_rule!r} is unknown; expected one of {', '.join(STEP_RULES)}")
     req(cfg.eval.omni_head in FLOWS,
@@ -85,7 +89,8 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on (not the eval settings or the method list)."""
     return config_lib.fingerprint(cfg, method, ["env", "policy", "train"], drop=("train.methods", "train.ckpt_every",
-                                                                          "train.task_chunk"))
+                                                                          "train.task_chunk"),
+                                  added={"train.outer_optimizer": "sgd"})
 
 
 # ---------------------------------------------------------------------------- policy and optimizer
@@ -108,8 +113,12 @@ def make_apply(policy):
 
 
 def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformation:
-    """Outer SGD (lr 0.03 in the paper), with the EMA teacher (Eq. 9) when distilling."""
-    return omni_optimizer(optax.sgd(cfg.train.outer_lr), weights, cfg.omni.ema_decay)
+    """The outer step at ``train.outer_lr``, with the EMA teacher (Eq. 9) when distilling.
+
+    ``train.outer_optimizer``: ``"sgd"`` (the paper's outer SGD, lr 0.03) or ``"adam"`` (per-parameter
+    scaled steps; the CPU-sized HalfCheetah protocols use it, see their config files)."""
+    base = {"sgd": optax.sgd, "adam": optax.adam}[cfg.train.outer_optimizer](cfg.train.outer_lr)
+    return omni_optimizer(base, weights, cfg.omni.ema_decay)
 
 
 def init_state(cfg, env, policy, optimizer, method: str) -> TrainState:
