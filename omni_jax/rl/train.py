@@ -48,7 +48,7 @@ from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "omni")
 STEP_RULES = ("sgd", "kl_bound")   # the test-time adaptation step (eval.step_rule)
-OUTER_OPTIMIZERS = ("sgd", "adam")  # the meta-update (train.outer_optimizer)
+OUTER_OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}  # the meta-update (train.outer_optimizer)
 
 
 # ---------------------------------------------------------------------------- config
@@ -117,7 +117,7 @@ def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformatio
 
     ``train.outer_optimizer``: ``"sgd"`` (the paper's outer SGD, lr 0.03) or ``"adam"`` (per-parameter
     scaled steps; the CPU-sized HalfCheetah protocols use it, see their config files)."""
-    base = {"sgd": optax.sgd, "adam": optax.adam}[cfg.train.outer_optimizer](cfg.train.outer_lr)
+    base = OUTER_OPTIMIZERS[cfg.train.outer_optimizer](cfg.train.outer_lr)
     return omni_optimizer(base, weights, cfg.omni.ema_decay)
 
 
