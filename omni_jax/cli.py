@@ -59,6 +59,9 @@ def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, ex
     parser.add_argument("--eval-only", action="store_true",
                         help="evaluate finished methods only, never train (e.g. with other eval.* settings or "
                              "another test split); each evaluation is kept in WORKDIR/evaluations/")
+    parser.add_argument("--train-only", action="store_true",
+                        help="train (or resume) the methods, evaluate nothing; for example one process per "
+                             "method of one work directory, then one run with --eval-only for the table")
     parser.add_argument("--distributed", action="store_true",
                         help="join a multi-process run first (jax.distributed.initialize): with the three options "
                              "below, or detected from the cluster (SLURM, Open MPI, Cloud TPU) without them")
@@ -72,7 +75,9 @@ def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, ex
 
 def run_options(args) -> dict:
     """The keyword arguments of ``train_and_evaluate`` that the shared flags set."""
-    return {"show_progress": not args.no_progress, "evaluate_only": args.eval_only}
+    if args.eval_only and args.train_only:
+        raise OmniJaxError("--eval-only and --train-only exclude each other")
+    return {"show_progress": not args.no_progress, "evaluate_only": args.eval_only, "train_only": args.train_only}
 
 
 def load_config(args, overrides, default: str):

@@ -245,3 +245,15 @@ def test_each_evaluation_is_kept_and_evaluate_only_never_trains(tmp_path):
     for p in kept:
         stamp = json.loads(p.read_text())["stamp"]
         assert p.stem == runner.evaluation_key(stamp)
+
+
+def test_train_only_trains_every_method_and_writes_no_results(tmp_path):
+    toy = Toy()
+    assert runner.train_and_evaluate(toy, toy_config(), tmp_path, **quiet(train_only=True)) is None
+    assert toy.calls == [] and not (tmp_path / "results.json").exists() and not (tmp_path / "evaluations").exists()
+    # finished: the evaluation restores them without training, with the numbers of a run doing both
+    again = Toy()
+    records = runner.train_and_evaluate(again, toy_config(), tmp_path, **quiet(evaluate_only=True))
+    assert records == runner.train_and_evaluate(Toy(), toy_config(), tmp_path / "both", **quiet())
+    with pytest.raises(OmniJaxError, match="exclude each other"):
+        runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet(train_only=True, evaluate_only=True))

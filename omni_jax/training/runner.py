@@ -298,7 +298,8 @@ def trained_models(experiment: Experiment, cfg, workdir, methods: Optional[Seque
 def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: bool = True,
                        log: Callable[[str], None] = _print, stop_after: Optional[int] = None,
                        progress_fn: Optional[Callable[[str, int, Mapping], None]] = None,
-                       compile_workers: Optional[int] = None, evaluate_only: bool = False) -> Optional[List[dict]]:
+                       compile_workers: Optional[int] = None, evaluate_only: bool = False,
+                       train_only: bool = False) -> Optional[List[dict]]:
     """Trains every method of ``cfg`` (resuming), evaluates them and writes the results.
 
     Args:
@@ -312,14 +313,20 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
       compile_workers: threads compiling ahead of time (default ``min(4, cpus)``; 0: none).
       evaluate_only: never train: every method must be finished (an ``OmniJaxError`` names the
         first that is not); for testing trained models under other evaluation settings.
+      train_only: train (or resume) every method and return ``None`` without evaluating or
+        writing results (for example one process per method of one work directory, then one
+        ``evaluate_only`` run for all of them).
 
     Returns:
       The ``results.json`` records.
     """
+    if evaluate_only and train_only:
+        raise OmniJaxError("evaluate_only and train_only exclude each other")
     workdir = Path(workdir)
     mesh = task_mesh()
     experiment.check(cfg, mesh)
-    cfg = _keep_other_methods(experiment, cfg, workdir, mesh, log)   # only finished ones: --eval-only too
+    if not train_only:   # training alone leaves the results of the others as they are
+        cfg = _keep_other_methods(experiment, cfg, workdir, mesh, log)   # only finished ones: --eval-only too
     methods = tuple(experiment.methods(cfg))
     total = experiment.num_steps(cfg)
     done = {}
@@ -340,7 +347,7 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
                 raise OmniJaxError(f"--eval-only: the finished checkpoint of {method} is damaged ({problem}); run "
                                    "without --eval-only to train its last steps again from an earlier checkpoint")
     stamp = evaluation_stamp(cfg, methods)
-    if stop_after is None and all(done[m] >= total for m in methods):
+    if stop_after is None and not train_only and all(done[m] >= total for m in methods):
         records = _reusable_results(workdir, stamp)
         if records is not None:
             log(f"omni-jax {experiment.name}: restored finished {', '.join(methods)} ({total} steps) and their "
@@ -362,7 +369,8 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
         ahead = workers > 0
         compiled = {m: pool.submit(p.chunk.compile, p.state, p.data)
                     for m, p in programs.items() if ahead and done[m] < p.num_steps}
-        eval_compiled = pool.submit(evaluator.compile) if ahead and stop_after is None else None
+        eval_compiled = (pool.submit(evaluator.compile) if ahead and stop_after is None and not train_only
+                         else None)
         for method, program in programs.items():
             t0 = time.perf_counter()
             if method in compiled:
@@ -378,6 +386,11 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
             trained[method] = Trained(program, state)
             timings[method] = time.perf_counter() - t0
             experiment.after_training(method, state, log)
+        if train_only:
+            completed = True
+            log("time this run: " + ", ".join(f"{m} {s:.0f}s" for m, s in timings.items())
+                + f"; trained {', '.join(methods)} in {workdir} (not evaluated: --train-only)")
+            return None
         t0 = time.perf_counter()
         if eval_compiled is not None:
             eval_compiled.result()
