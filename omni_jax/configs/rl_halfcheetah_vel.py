@@ -42,6 +42,9 @@ def get_config() -> ml_collections.ConfigDict:
     t.chunk_size = 10
     t.task_chunk = 1                      # tasks per vmapped batch in the inner steps (as navigation2d)
     t.ckpt_every = 50
+    t.val_every = 0                       # model selection every val_every iterations (0: none, the paper's:
+    t.val_tasks = 40                      #   the last iteration is tested): the mean return on val_tasks
+    t.val_steps = 1                       #   validation tasks after val_steps inner steps; the best is tested
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)
 

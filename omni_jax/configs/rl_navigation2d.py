@@ -40,6 +40,9 @@ def get_config() -> ml_collections.ConfigDict:
     t.task_chunk = 1                      # tasks per vmapped batch in the inner steps: 1 is one task after
                                           # the other (fastest on a CPU), >= meta_batch all at once (accelerators)
     t.ckpt_every = 50
+    t.val_every = 0                       # model selection every val_every iterations (0: none, the paper's:
+    t.val_tasks = 40                      #   the last iteration is tested): the mean return on val_tasks
+    t.val_steps = 1                       #   validation tasks after val_steps inner steps; the best is tested
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)
 

@@ -7,8 +7,11 @@ new tasks for 0..``eval.max_steps`` REINFORCE steps, and writes
 "median", "num_tasks"}``, plus ``"head"`` for ``omni``) and
 ``figure8_<env>.png``. With ``eval.random_reference`` an untrained policy
 (``method: "random"``) is evaluated the same way, as the reference a trained
-method must beat. The evaluation compiles in a worker thread while the
-methods train (each program compiles the Brax physics again).
+method must beat. With ``train.val_every`` each method is tested with its
+parameters of best validation return (``omni_jax.rl.train.selection_hook``)
+and its records say which (``"selected_step"``, ``"val_return"``). The
+evaluation compiles in a worker thread while the methods train (each program
+compiles the Brax physics again).
 """
 from __future__ import annotations
 
@@ -35,10 +38,17 @@ class _Evaluator(runner.Evaluator):
         self.adaptation.compile()
 
     def __call__(self, trained):
-        entries = ev.entries_for({**{m: (t.program.model, t.state.params) for m, t in trained.items()},
+        entries = ev.entries_for({**{m: (t.program.model, tr.selected_params(t.state)) for m, t in trained.items()},
                                   **self.reference})
         returns = self.adaptation.returns([p for _, _, p, _ in entries])
-        return ev.records_from_returns(self.cfg.env.name, self.adaptation.labels, returns, self.cfg.eval.omni_head)
+        records = ev.records_from_returns(self.cfg.env.name, self.adaptation.labels, returns, self.cfg.eval.omni_head)
+        if self.cfg.train.val_every:   # which iteration each method's tested policy is from
+            for r in records:
+                t = trained.get("omni" if r["method"].startswith("omni") else r["method"])
+                if t is not None:
+                    r["selected_step"] = int(t.state.extra["best_step"])
+                    r["val_return"] = round(float(t.state.extra["best_return"]), 3)
+        return records
 
 
 class RLExperiment(runner.Experiment):
@@ -62,6 +72,9 @@ class RLExperiment(runner.Experiment):
 
     def after_training(self, method, state, log):
         from omni_jax.omni import skipped_updates
+        if isinstance(state.extra, dict) and "best_step" in state.extra:
+            log(f"{method}: selected iteration {int(state.extra['best_step'])} (validation return "
+                f"{float(state.extra['best_return']):.2f})")
         skipped = int(skipped_updates(state.opt_state)[1])
         if skipped:
             log(f"{method}: {skipped} non-finite update(s) skipped (see {method}/metrics.jsonl)")
@@ -78,10 +91,11 @@ class RLExperiment(runner.Experiment):
 
 def trained_models(config, workdir, methods=None) -> dict:
     """``{method: (policy, params)}`` of the finished methods in ``workdir`` (a work directory of
-    :func:`train_and_evaluate` with this config), for evaluating them in other ways
+    :func:`train_and_evaluate` with this config; the selected parameters where the run selected on
+    validation tasks, ``train.val_every``), for evaluating them in other ways
     (``omni_jax.rl.evaluate``). Raises OmniJaxError when a method has not finished training."""
     trained = runner.trained_models(RLExperiment(), config, workdir, methods)
-    return {m: (t.program.model, t.state.params) for m, t in trained.items()}
+    return {m: (t.program.model, tr.selected_params(t.state)) for m, t in trained.items()}
 
 
 def train_and_evaluate(config, workdir, **kwargs):

@@ -27,13 +27,18 @@ One iteration (:func:`make_step`), all inside one jitted function:
    the update and is counted.
 
 :func:`setup` makes one method's :class:`~omni_jax.training.runner.Program`
-(its chunk of meta-iterations, built once per method and per run).
+(its chunk of meta-iterations, built once per method and per run) and, with
+``train.val_every``, its model-selection hook (:func:`selection_hook`): the
+parameters with the best return on validation tasks are the ones tested.
 """
 from __future__ import annotations
+
+import copy
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 from omni_jax import config as config_lib
@@ -43,7 +48,7 @@ from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_updat
 from omni_jax.rl import acting, losses
 from omni_jax.rl.envs import BACKENDS, ENVS, make_env
 from omni_jax.rl.networks import GaussianPolicy
-from omni_jax.training import Chunk, TrainState, check_divisible, prng_stream, replicate, shard_tasks
+from omni_jax.training import Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks
 from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "omni")
@@ -80,17 +85,26 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     req(cfg.eval.omni_head in FLOWS,
         f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
     config_lib.check_multiples(cfg.train, "train", ("num_iterations", "ckpt_every"), of="chunk_size")
+    v = cfg.train.val_every
+    req(isinstance(v, int) and v >= 0 and v % cfg.train.chunk_size == 0,
+        f"config field train.val_every must be 0 (no model selection) or a positive multiple of "
+        f"train.chunk_size={cfg.train.chunk_size}, got {v!r}")
+    config_lib.check_positive(cfg, "train.val_tasks")
+    config_lib.check_positive(cfg, "train.val_steps", allow_zero=True)
     config_lib.check_omni_group(cfg.omni)
     if mesh is not None:
         check_divisible(cfg.train.meta_batch, mesh, "train.meta_batch")
         check_divisible(cfg.eval.task_chunk, mesh, "eval.task_chunk")
+        if cfg.train.val_every:
+            check_divisible(cfg.train.val_tasks, mesh, "train.val_tasks")
 
 
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on (not the eval settings or the method list)."""
     return config_lib.fingerprint(cfg, method, ["env", "policy", "train"], drop=("train.methods", "train.ckpt_every",
                                                                           "train.task_chunk"),
-                                  added={"train.outer_optimizer": "sgd"})
+                                  added={"train.outer_optimizer": "sgd", "train.val_every": 0,
+                                         "train.val_tasks": 40, "train.val_steps": 1})
 
 
 # ---------------------------------------------------------------------------- policy and optimizer
@@ -122,12 +136,67 @@ def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformatio
 
 
 def init_state(cfg, env, policy, optimizer, method: str) -> TrainState:
+    """The initial state; with model selection (``train.val_every``) its ``extra`` holds the best
+    parameters so far, their validation return and their iteration (:func:`selection_hook`)."""
     k_init, k_train = jax.random.split(prng_stream(cfg.seed, "init", method))
     params = policy.init(k_init, jnp.zeros((1, env.observation_size)))
     if cfg.policy.flows_start_as_joint:
         params = flows_start_as_joint(params)
+    extra = None
+    if cfg.train.val_every:
+        extra = {"best_params": params, "best_return": jnp.asarray(NO_RETURN, jnp.float32),
+                 "best_step": jnp.zeros((), jnp.int32)}
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
-                      rng=k_train)
+                      rng=k_train, extra=extra)
+
+
+NO_RETURN = float(jnp.finfo(jnp.float32).min)   # the best validation return before the first validation
+
+
+def selected_params(state: TrainState):
+    """The parameters a finished run is tested with: the best on the validation tasks when the run
+    selected (``train.val_every``), otherwise the last iteration's."""
+    extra = state.extra
+    return extra["best_params"] if isinstance(extra, dict) and "best_params" in extra else state.params
+
+
+def validation_config(cfg) -> ml_collections.ConfigDict:
+    """The evaluation settings of model selection, from ``train`` fields only (so the selection is
+    part of what the checkpoint's fingerprint covers): ``train.val_tasks`` tasks of the validation
+    stream, one batch, ``train.val_steps`` plain REINFORCE steps at the inner learning rate on
+    ``train.num_traj`` trajectories each."""
+    v = copy.deepcopy(cfg)
+    t = cfg.train
+    v.eval.num_tasks = v.eval.task_chunk = t.val_tasks
+    v.eval.max_steps, v.eval.num_traj, v.eval.lr, v.eval.step_rule = t.val_steps, t.num_traj, t.inner_lr, "sgd"
+    return v
+
+
+def selection_hook(cfg, env, policy, method: str, mesh=None):
+    """Validation-based model selection, a :class:`~omni_jax.training.loop.Hook` run every
+    ``train.val_every`` iterations (``None`` when it is 0).
+
+    Scores the current parameters by the mean return after ``train.val_steps`` adaptation steps on
+    ``train.val_tasks`` validation tasks (:func:`validation_config`; the same tasks and rollout keys
+    at every check, drawn from the ``validation`` PRNG stream, never the test tasks; Omni-Training
+    is scored on its joint flow), and keeps the best in ``state.extra``, which is checkpointed, so a
+    resumed run selects exactly as an uninterrupted one. Logged as ``val/return``.
+    """
+    if not cfg.train.val_every:
+        return None
+    from omni_jax.rl.evaluate import AdaptationEvaluator, PolicyApply   # evaluate builds on this module's peers
+    label = "omni_joint" if method == "omni" else method
+    entry = (label, PolicyApply(policy), None, FLOWS[0])
+    evaluator = AdaptationEvaluator(validation_config(cfg), env, [entry], mesh=mesh, stream="validation")
+
+    def select(state: TrainState):
+        val = float(np.mean(evaluator.returns([state.params])[-1, 0]))
+        if val > float(state.extra["best_return"]):
+            state = state.replace(extra={"best_params": state.params, "best_return": jnp.asarray(val, jnp.float32),
+                                         "best_step": state.step})
+        return state, {"val/return": val}
+
+    return Hook(select, cfg.train.val_every)
 
 
 def random_policy(cfg, env):
@@ -267,4 +336,5 @@ def setup(cfg, method: str, env, mesh=None) -> Program:
     t = cfg.train
     return Program(state=replicate(init_state(cfg, env, policy, optimizer, method), mesh),
                    chunk=Chunk(make_step(cfg, env, policy, weights, optimizer, mesh), t.chunk_size),
-                   num_steps=t.num_iterations, ckpt_every=t.ckpt_every, model=policy)
+                   num_steps=t.num_iterations, ckpt_every=t.ckpt_every, model=policy,
+                   hook=selection_hook(cfg, env, policy, method, mesh))
