@@ -128,3 +128,12 @@ def test_train_only_then_eval_only_from_the_command_line(tmp_path, capsys):
     assert cli.main(args + ["--eval-only", "--config.train.methods=('baseline','maml')"]) == 0
     records = json.loads((tmp_path / "results.json").read_text())
     assert sorted({r["method"] for r in records}) == ["baseline", "maml"]
+
+
+@pytest.mark.slow
+def test_evaluating_the_joint_head_only(tmp_path):
+    from omni_jax.rl.experiment import train_and_evaluate
+    cfg = tiny_config(**{"train.methods": ("omni",), "eval.omni_heads": ("joint",), "eval.max_steps": 1})
+    records = train_and_evaluate(cfg, tmp_path, show_progress=False, log=lambda m: None)
+    assert [(r["method"], r["steps"]) for r in records] == [("omni", 0), ("omni", 1), ("random", 0), ("random", 1)]
+    assert {r.get("head") for r in records if r["method"] == "omni"} == {"joint"}

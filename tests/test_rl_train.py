@@ -92,6 +92,8 @@ def test_initial_flows_are_the_joint_flow():
     ({"train.task_chunk": 0}, "train.task_chunk must be > 0"),
     ({"eval.step_rule": "adam"}, "eval.step_rule='adam' is unknown"),
     ({"train.outer_optimizer": "rmsprop"}, "train.outer_optimizer='rmsprop' is unknown"),
+    ({"eval.omni_heads": ("pre", "meta")}, r"eval.omni_heads=\('pre', 'meta'\) must include eval.omni_head='joint'"),
+    ({"eval.omni_heads": ("joint", "both")}, r"eval.omni_heads has unknown value\(s\) \['both'\]"),
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(OmniJaxError, match=message):
@@ -281,3 +283,12 @@ def test_results_table_keeps_a_space_between_wide_cells():
     recs = [{"method": "omni_meta", "steps": s, "return": -81.2, "ci95": 12.04, "median": -78.5} for s in range(3)]
     row = ev.results_table(recs).splitlines()[1]
     assert row.count(") -81") == 2, row
+
+
+def test_only_the_omni_heads_asked_for_are_evaluated():
+    from omni_jax.rl import evaluate as ev
+    models = {"maml": ("p", "a"), "omni": ("q", "b"), "random": ("r", "c")}
+    assert [e[0] for e in ev.entries_for(models)] == ["maml", "omni_joint", "omni_pre", "omni_meta", "random"]
+    entries = ev.entries_for(models, ("meta", "joint"))
+    assert [(e[0], e[2], e[3]) for e in entries] == [("maml", "a", "joint"), ("omni_joint", "b", "joint"),
+                                                     ("omni_meta", "b", "meta"), ("random", "c", "joint")]

@@ -56,6 +56,7 @@ def get_config() -> ml_collections.ConfigDict:
     v.step_rule = "sgd"                   # test-time step: "sgd" (plain, as the paper), "kl_bound" (each step's
     v.max_kl = 0.05                       #   KL divergence at most max_kl; see omni_jax.rl.losses.adapt_kl_bounded)
     v.task_chunk = 40
-    v.omni_head = "joint"                 # which head is reported as "omni" (every head is also reported)
+    v.omni_head = "joint"                 # which head is reported as "omni" (the others evaluated are also reported)
+    v.omni_heads = ("joint", "pre", "meta")   # the Omni heads evaluated (each costs as much as a method)
     v.random_reference = True             # also evaluate an untrained policy ("random"), the reference to beat
     return c

@@ -41,15 +41,15 @@ class PolicyApply:
         return self.policy.apply(params, obs, flow)
 
 
-def entries_for(models: Dict[str, tuple]) -> Sequence[Entry]:
+def entries_for(models: Dict[str, tuple], omni_heads: Sequence[str] = FLOWS) -> Sequence[Entry]:
     """The policies to evaluate from ``{method: (policy, params)}``: baseline and maml on
-    their only flow (and any other plain policy, such as ``random``), and each Omni head
-    (omni_joint, omni_pre, omni_meta)."""
+    their only flow (and any other plain policy, such as ``random``), and each Omni head of
+    ``omni_heads`` (omni_joint, omni_pre, omni_meta; ``eval.omni_heads``)."""
     out = []
     for method, (policy, params) in models.items():
         apply = PolicyApply(policy)
         if method == "omni":
-            out += [(f"omni_{flow}", apply, params, flow) for flow in FLOWS]
+            out += [(f"omni_{flow}", apply, params, flow) for flow in FLOWS if flow in omni_heads]
         else:
             out.append((method, apply, params, FLOWS[0]))
     return out

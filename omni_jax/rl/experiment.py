@@ -32,14 +32,15 @@ class _Evaluator(runner.Evaluator):
         initial = {m: (p.model, p.state.params) for m, p in programs.items()}
         # the reference: an untrained plain policy, adapted like the others (``eval.random_reference``)
         self.reference = {"random": tr.random_policy(cfg, env)} if cfg.eval.random_reference else {}
-        self.adaptation = ev.AdaptationEvaluator(cfg, env, ev.entries_for({**initial, **self.reference}), mesh=mesh)
+        self.adaptation = ev.AdaptationEvaluator(cfg, env, ev.entries_for({**initial, **self.reference}, cfg.eval.omni_heads),
+                                                  mesh=mesh)
 
     def compile(self):
         self.adaptation.compile()
 
     def __call__(self, trained):
         entries = ev.entries_for({**{m: (t.program.model, tr.selected_params(t.state)) for m, t in trained.items()},
-                                  **self.reference})
+                                  **self.reference}, self.cfg.eval.omni_heads)
         returns = self.adaptation.returns([p for _, _, p, _ in entries])
         records = ev.records_from_returns(self.cfg.env.name, self.adaptation.labels, returns, self.cfg.eval.omni_head)
         if self.cfg.train.val_every:   # which iteration each method's tested policy is from

@@ -84,6 +84,10 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         f"config field eval.step_rule={cfg.eval.step_rule!r} is unknown; expected one of {', '.join(STEP_RULES)}")
     req(cfg.eval.omni_head in FLOWS,
         f"config field eval.omni_head must be joint, pre or meta, got {cfg.eval.omni_head!r}")
+    config_lib.check_choices(cfg.eval.omni_heads, FLOWS, "eval.omni_heads")
+    req(cfg.eval.omni_head in cfg.eval.omni_heads,
+        f"config field eval.omni_heads={tuple(cfg.eval.omni_heads)!r} must include eval.omni_head="
+        f"{cfg.eval.omni_head!r}, the head reported as omni")
     config_lib.check_multiples(cfg.train, "train", ("num_iterations", "ckpt_every"), of="chunk_size")
     v = cfg.train.val_every
     req(isinstance(v, int) and v >= 0 and v % cfg.train.chunk_size == 0,
