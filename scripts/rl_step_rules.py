@@ -1,14 +1,15 @@
 """Test-time step rules for RL adaptation, compared on validation tasks (issue 13, part 2).
 
 Restores the finished methods of an ``omni-jax rl`` work directory and adapts every policy (and
-every Omni head) to new tasks drawn from the ``validation`` PRNG stream, never the test tasks,
+every Omni head of ``eval.omni_heads``) to new tasks drawn from the ``validation`` PRNG stream, never the test tasks,
 with each test-time step rule: plain SGD (the paper's, ``eval.lr``) and steps bounded in KL
 divergence (``eval.step_rule = "kl_bound"``) for each ``--max-kl``. Prints one table per rule and,
 last, a JSON line ``{"<rule>": {"<method>": [mean return after 0..max_steps steps]}}``.
 
     python scripts/rl_step_rules.py --workdir runs/rl_navigation2d --env navigation2d \\
         --max-kl 0.01,0.03,0.1 --num-tasks 400
-    python scripts/rl_step_rules.py --workdir runs/rl_halfcheetah_vel_cpu --config rl_halfcheetah_vel_cpu
+    python scripts/rl_step_rules.py --workdir runs/rl_halfcheetah_vel_cpu --config rl_halfcheetah_vel_cpu \
+        --config-override "eval.omni_heads=('joint',)" --num-tasks 40
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def main(argv=None) -> int:
         cfg = config_lib.apply_overrides(config_lib.load_config(args.config or f"rl_{args.env}", quick=args.quick), args.config_override)
         models = trained_models(cfg, args.workdir)
         env = make_env_from_config(cfg)
-        entries = ev.entries_for(models)
+        entries = ev.entries_for(models, cfg.eval.omni_heads)
         cfg.eval.num_tasks = args.num_tasks
         cfg.eval.task_chunk = min(cfg.eval.task_chunk, args.num_tasks)
         rules = [("sgd", None)] + [("kl_bound", float(v)) for v in args.max_kl.split(",") if v]
