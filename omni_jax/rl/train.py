@@ -47,6 +47,7 @@ from omni_jax.nn.models import KERNEL_INITS
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.rl import acting, losses
 from omni_jax.rl.envs import BACKENDS, ENVS, make_env
+from omni_jax.rl.evaluate import AdaptationEvaluator, PolicyApply
 from omni_jax.rl.networks import GaussianPolicy
 from omni_jax.training import Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks
 from omni_jax.training.runner import Program
@@ -188,7 +189,6 @@ def selection_hook(cfg, env, policy, method: str, mesh=None):
     """
     if not cfg.train.val_every:
         return None
-    from omni_jax.rl.evaluate import AdaptationEvaluator, PolicyApply   # evaluate builds on this module's peers
     label = "omni_joint" if method == "omni" else method
     entry = (label, PolicyApply(policy), None, FLOWS[0])
     evaluator = AdaptationEvaluator(validation_config(cfg), env, [entry], mesh=mesh, stream="validation")

@@ -360,7 +360,7 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     context = experiment.prepare(cfg, mesh)
     log(f"{experiment.describe(cfg, context, mesh)}; workdir {workdir}")
     programs = {m: experiment.setup(cfg, m, context, mesh) for m in methods}
-    evaluator = experiment.evaluator(cfg, programs, context, mesh)
+    evaluator = None if train_only else experiment.evaluator(cfg, programs, context, mesh)
     workers = min(4, os.cpu_count() or 1) if compile_workers is None else compile_workers
     trained, timings = {}, {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="compile")
