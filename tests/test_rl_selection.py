@@ -6,7 +6,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from omni_jax import config as config_lib
 from omni_jax.errors import OmniJaxError
 from omni_jax.rl import evaluate as ev
 from omni_jax.rl import train as tr
