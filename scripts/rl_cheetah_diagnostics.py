@@ -16,6 +16,15 @@ trajectories (the CPU size) and of 40 tasks x 20 trajectories (the paper's; ``--
 * the REINFORCE gradient: the cosine between gradients of independent batches, and the
   signal-to-noise ratio ||E g||^2 / E||g - E g||^2 of one batch's gradient (``--repeats`` batches).
 
+With ``--meta``, instead MAML-RL's meta-iteration (the training step of ``--config``) on the
+same batch sizes, from the untrained policy and, with ``--workdir``, from the MAML policy that run
+selected: the return before and after the inner step on the same tasks (the adaptation's gain,
+the signal the meta-gradient differentiates), and the meta-gradient's norm, cosine between batches
+and signal-to-noise ratio:
+
+    python scripts/rl_cheetah_diagnostics.py --meta --config rl_halfcheetah_dir_cpu --repeats 8 \
+        --batches config,40x20 --workdir runs/cheetah_sel/dir
+
 Prints a table and one JSON line.
 """
 from __future__ import annotations
@@ -43,6 +52,9 @@ def parse_args(argv=None):
                    help="comma-separated batch sizes, tasks x trajectories; 'config' is train.meta_batch x "
                         "train.num_traj")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--meta", action="store_true", help="MAML-RL's meta-gradient instead of REINFORCE's gradient")
+    p.add_argument("--workdir", default=None,
+                   help="with --meta: also measure from the MAML policy this work directory selected")
     return p.parse_args(argv)
 
 
@@ -110,22 +122,71 @@ def measure(cfg, kernel_inits, tasks_per_batch: int, num_traj: int, repeats: int
                                                              jnp.zeros((1, env.observation_size)))
         keys = jax.random.split(jax.random.PRNGKey(seed + 1), repeats)
         rows = [jax.device_get(stats_fn(params, k)) for k in keys]
-        g = np.stack([r["grad"] for r in rows])
-        mean_g = g.mean(0)
-        noise = np.mean(np.sum(np.square(g - mean_g), axis=1)) * repeats / max(repeats - 1, 1)
-        # ||E g||^2, less the noise's own share of ||mean of K gradients||^2
-        signal = max(float(np.sum(mean_g ** 2) - noise / repeats), 0.0)
-        unit = g / np.linalg.norm(g, axis=1, keepdims=True)
-        pair_cos = float(np.mean((unit @ unit.T)[np.triu_indices(repeats, 1)]))
         v = np.concatenate([r["velocity"] for r in rows])
         mean = lambda k: float(np.mean([r[k] for r in rows]))
         out.append({"kernel_init": ki, "batch": f"{tasks_per_batch}x{num_traj}", "return": mean("return"),
                     "still_return": mean("still_return"), "velocity_mean": float(v.mean()),
                     "velocity_sd": float(v.std()), "velocity_max": float(v.max()), "saturated": mean("saturated"),
                     "baseline_ev_in": mean("ev_in"), "baseline_ev_heldout": mean("ev_out"),
-                    "grad_norm": float(np.mean(np.linalg.norm(g, axis=1))), "grad_cos": pair_cos,
-                    "grad_snr": float(signal / noise), "seconds": round(time.time() - t0, 1)})
+                    **gradient_stats(np.stack([r["grad"] for r in rows])), "seconds": round(time.time() - t0, 1)})
     return out
+
+
+def gradient_stats(g: np.ndarray) -> dict:
+    """Norm, mean pairwise cosine and SNR ``||E g||^2 / E||g - E g||^2`` of ``K`` gradients ``[K, D]``."""
+    k = g.shape[0]
+    mean_g = g.mean(0)
+    noise = np.mean(np.sum(np.square(g - mean_g), axis=1)) * k / max(k - 1, 1)
+    # ||E g||^2, less the noise's own share of ||mean of K gradients||^2
+    signal = max(float(np.sum(mean_g ** 2) - noise / k), 0.0)
+    unit = g / np.linalg.norm(g, axis=1, keepdims=True)
+    return {"grad_norm": float(np.mean(np.linalg.norm(g, axis=1))),
+            "grad_cos": float(np.mean((unit @ unit.T)[np.triu_indices(k, 1)])),
+            "grad_snr": float(signal / noise) if noise > 0 else float("inf")}
+
+
+def measure_meta(cfg, starts: dict, tasks_per_batch: int, num_traj: int, repeats: int, seed: int) -> list:
+    """MAML-RL's training step (``omni_jax.rl.train.make_step``) on batches of ``tasks_per_batch`` x
+    ``num_traj`` (+ as many query trajectories), from each of ``starts`` (``{name: params}``): one row
+    each. The meta-gradient is read off an outer SGD step of lr 1 (``params - new params``)."""
+    cfg = config_lib.apply_overrides(cfg, [f"train.meta_batch={tasks_per_batch}", f"train.num_traj={num_traj}",
+                                           "train.outer_optimizer=sgd", "train.outer_lr=1.0", "train.task_chunk=1"])
+    env = make_env(cfg.env.name, cfg.env.backend)
+    weights = config_lib.loss_weights(cfg.omni, "maml")
+    policy = tr.make_policy(cfg, env, "maml")
+    optimizer = tr.make_optimizer(cfg, weights)
+    step = jax.jit(tr.make_step(cfg, env, policy, weights, optimizer))
+    out = []
+    for name, params in starts.items():
+        t0 = time.time()
+        state = tr.init_state(cfg, env, policy, optimizer, "maml")
+        state = state.replace(params=params, opt_state=optimizer.init(params))
+        rows = []
+        for k in jax.random.split(jax.random.PRNGKey(seed + 1), repeats):
+            new, m = step(state.replace(rng=k))
+            g = flat_grad(jax.tree_util.tree_map(lambda a, b: a - b, params, new.params))
+            rows.append({"grad": np.asarray(g), "before": float(m["return/joint"]),
+                         "after": float(m["return/joint_adapted"]), "norm": float(m["grad_norm"])})
+        gain = np.array([r["after"] - r["before"] for r in rows])
+        out.append({"start": name, "batch": f"{tasks_per_batch}x{num_traj}",
+                    "return": float(np.mean([r["before"] for r in rows])),
+                    "adapted_return": float(np.mean([r["after"] for r in rows])),
+                    "inner_gain": float(gain.mean()), "inner_gain_se": float(gain.std(ddof=1) / np.sqrt(len(gain))),
+                    **gradient_stats(np.stack([r["grad"] for r in rows])),
+                    "step_grad_norm": float(np.mean([r["norm"] for r in rows])),   # the step's own, as a check
+                    "seconds": round(time.time() - t0, 1)})
+    return out
+
+
+def meta_starts(cfg, workdir, seed: int) -> dict:
+    """``{name: params}``: the untrained MAML policy, and the one ``workdir`` selected."""
+    env = make_env(cfg.env.name, cfg.env.backend)
+    starts = {"untrained": tr.make_policy(cfg, env, "maml").init(jax.random.PRNGKey(seed),
+                                                                  jnp.zeros((1, env.observation_size)))}
+    if workdir:
+        from omni_jax.rl.experiment import trained_models
+        starts["trained"] = trained_models(cfg, workdir, ("maml",))["maml"][1]
+    return starts
 
 
 def main(argv=None):
@@ -133,10 +194,19 @@ def main(argv=None):
     cfg = config_lib.load_config(args.config)
     sizes = [(cfg.train.meta_batch, cfg.train.num_traj) if b == "config" else tuple(int(x) for x in b.split("x"))
              for b in args.batches.split(",")]
-    rows = [r for b, n in sizes for r in measure(cfg, args.kernel_inits.split(","), b, n, args.repeats, args.seed)]
-    cols = ["kernel_init", "batch", "return", "still_return", "velocity_mean", "velocity_sd", "velocity_max",
-            "saturated", "baseline_ev_in", "baseline_ev_heldout", "grad_norm", "grad_cos", "grad_snr", "seconds"]
-    print(f"{args.config}: env {cfg.env.name} ({cfg.env.backend}), horizon {cfg.env.horizon}, untrained policy, "
+    if args.meta:
+        starts = meta_starts(cfg, args.workdir, args.seed)
+        rows = [r for b, n in sizes for r in measure_meta(cfg, starts, b, n, args.repeats, args.seed)]
+        cols = ["start", "batch", "return", "adapted_return", "inner_gain", "inner_gain_se", "grad_norm", "grad_cos",
+                "grad_snr", "seconds"]
+        what = "MAML-RL meta-iteration"
+    else:
+        rows = [r for b, n in sizes for r in measure(cfg, args.kernel_inits.split(","), b, n, args.repeats,
+                                                     args.seed)]
+        cols = ["kernel_init", "batch", "return", "still_return", "velocity_mean", "velocity_sd", "velocity_max",
+                "saturated", "baseline_ev_in", "baseline_ev_heldout", "grad_norm", "grad_cos", "grad_snr", "seconds"]
+        what = "untrained policy"
+    print(f"{args.config}: env {cfg.env.name} ({cfg.env.backend}), horizon {cfg.env.horizon}, {what}, "
           f"{args.repeats} batches per row")
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -45,3 +45,29 @@ def test_measure_on_a_tiny_cheetah(diag):
         assert r["velocity_sd"] > 0.0
     # the inits differ in their parameters only; the same batches are drawn for both
     assert rows[0]["still_return"] == pytest.approx(rows[1]["still_return"], rel=1e-6)
+
+
+def test_gradient_stats_by_hand(diag):
+    # opposite gradients: no signal, all noise (mean 0; noise 1 per gradient, x K/(K-1) = 2)
+    s = diag.gradient_stats(np.array([[1.0, 0.0], [-1.0, 0.0]]))
+    assert s["grad_norm"] == pytest.approx(1.0) and s["grad_cos"] == pytest.approx(-1.0) and s["grad_snr"] == 0.0
+    # mean (2, 0), deviations (0, +-1): noise 2, signal |mean|^2 - noise / K = 4 - 1 = 3
+    s = diag.gradient_stats(np.array([[2.0, 1.0], [2.0, -1.0]]))
+    assert s["grad_cos"] == pytest.approx(3 / 5) and s["grad_snr"] == pytest.approx(1.5)
+    assert s["grad_norm"] == pytest.approx(np.sqrt(5.0))
+    assert diag.gradient_stats(np.array([[1.0, 2.0], [1.0, 2.0]]))["grad_snr"] == float("inf")
+
+
+@pytest.mark.slow
+def test_measure_meta_on_a_tiny_cheetah(diag):
+    cfg = config_lib.load_config("rl_halfcheetah_dir_cpu")
+    cfg.env.horizon = 6
+    starts = diag.meta_starts(cfg, None, seed=0)
+    assert list(starts) == ["untrained"]
+    rows = diag.measure_meta(cfg, starts, tasks_per_batch=2, num_traj=4, repeats=3, seed=0)
+    (r,) = rows
+    assert r["start"] == "untrained" and r["batch"] == "2x4"
+    assert r["inner_gain"] == pytest.approx(r["adapted_return"] - r["return"], abs=1e-4)
+    # the meta-gradient read off an outer SGD step of lr 1 is the step's own gradient
+    assert r["grad_norm"] == pytest.approx(r["step_grad_norm"], rel=1e-4)
+    assert -1.0 <= r["grad_cos"] <= 1.0 and r["grad_snr"] >= 0.0 and r["grad_norm"] > 0.0
