@@ -22,7 +22,9 @@ keep every head (joint, pre, meta, ensemble) in their ``results.json``; the
 table reports X's own head against Omni∘X's ensemble head and names them.
 Outputs: ``WORKDIR/algorithms.json`` (every record), ``algorithms.md`` (the
 table) and ``algorithms.png`` (X against Omni∘X, one panel per protocol and
-setting). The ProtoNet and Baseline runs are the same commands as
+setting). They accumulate: the records of runs this invocation does not cover
+(other ``--protocols`` or ``--algorithms``) are kept from ``algorithms.json``,
+those of the runs it covers are replaced. The ProtoNet and Baseline runs are the same commands as
 ``scripts/classify_glyphs_claims.py``'s and share its work directory;
 Omni∘Proto's is not (every head, three settings), so running the two
 scripts in turn re-evaluates that run each time.
@@ -115,17 +117,41 @@ def main():
                                     train_steps=steps))
             if not args.report_only:
                 write(records, wd)      # after every run: the outputs follow a long run as it goes
-    write(records, wd)
-    print(table(records))
+    print(table(write(records, wd)))
     print(f"wrote {wd / 'algorithms.json'}, {wd / 'algorithms.md'} and {wd / 'algorithms.png'}")
 
 
-def write(records, wd: Path):
-    (wd / "algorithms.json").write_text(json.dumps(records, indent=1))
+def merged(records, previous) -> list:
+    """``records`` with those of ``previous`` whose (protocol, run) ``records`` does not hold, in the
+    table's order (protocols as first seen, then the runs in :func:`runs`' order)."""
+    done = {(r["protocol"], r["run"]) for r in records}
+    out = [r for r in previous if (r["protocol"], r["run"]) not in done] + list(records)
+    protocols = list(dict.fromkeys(r["protocol"] for r in out))
+    order = {name: i for i, (name, *_rest) in enumerate(runs(list(ALGORITHMS), list(BASELINES)))}
+    return sorted(out, key=lambda r: (protocols.index(r["protocol"]), order.get(r["run"], len(order))))
+
+
+def previous_records(wd: Path) -> list:
+    path = wd / "algorithms.json"
+    if not path.exists():
+        return []
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{path}: not valid JSON ({e}); move it away to start the table afresh")
+
+
+def write(records, wd: Path) -> list:
+    """Writes the outputs of ``records`` merged with ``algorithms.json``'s other runs; returns them all."""
+    records = merged(records, previous_records(wd))
+    tmp = wd / "algorithms.json.tmp"
+    tmp.write_text(json.dumps(records, indent=1))
+    tmp.replace(wd / "algorithms.json")
     (wd / "algorithms.md").write_text(table(records) + "\nEvery head of the Omni runs:\n\n" + table(records, every_head=True))
     shown = [r for r in records if r["head"] == reported_head(r) and (r["n_way"], r["k_shot"]) in SETTINGS_SHOWN]
     if shown:
         plot_omni_pairs(shown, wd / "algorithms.png")
+    return records
 
 
 def reported_head(r) -> str:

@@ -1,6 +1,7 @@
 """scripts/classify_glyphs_algorithms.py (the Tables 2-3 analogue): X and Omni∘X get the same training, the
 table reports the head it names."""
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -77,3 +78,29 @@ def test_every_run_is_a_valid_classify_config(script):
     cfg.train.chunk_size = 100
     with pytest.raises(OmniJaxError, match="multiple of train.chunk_size"):
         experiment.check(cfg)
+
+
+def test_outputs_accumulate_over_invocations(script, tmp_path):
+    """A run of some protocols or algorithms keeps the other runs' records and replaces its own."""
+    def rec(protocol, run, method, head, acc, n_way=5):
+        return {"protocol": protocol, "run": run, "method": method, "head": head, "n_way": n_way, "k_shot": 1,
+                "accuracy": acc, "ci95": 0.5, "train_way": n_way, "train_steps": 400, "algorithm": "GNN"}
+
+    first = [rec("cross_task", "gnn", "gnn", "meta", 90.0), rec("cross_task", "omni_gnn", "omni_gnn", "ensemble", 92.0)]
+    script.write(first, tmp_path)
+    later = [rec("cross_domain", "gnn_w20", "gnn", "meta", 5.0, n_way=20)]
+    out = script.write(later, tmp_path)
+    assert [(r["protocol"], r["run"]) for r in out] == [("cross_task", "gnn"), ("cross_task", "omni_gnn"),
+                                                        ("cross_domain", "gnn_w20")]
+    out = script.write([rec("cross_task", "omni_gnn", "omni_gnn", "ensemble", 93.0),
+                        rec("cross_domain", "gnn", "gnn", "meta", 80.0)], tmp_path)
+    saved = json.loads((tmp_path / "algorithms.json").read_text())
+    assert saved == out
+    # replaced, not duplicated; the runs in the table's order within each protocol
+    assert [(r["protocol"], r["run"], r["accuracy"]) for r in saved] == [
+        ("cross_task", "gnn", 90.0), ("cross_task", "omni_gnn", 93.0),
+        ("cross_domain", "gnn", 80.0), ("cross_domain", "gnn_w20", 5.0)]
+    assert "93.00 ± 0.50" in (tmp_path / "algorithms.md").read_text()
+    (tmp_path / "algorithms.json").write_text("{not json")
+    with pytest.raises(SystemExit, match="algorithms.json: not valid JSON"):
+        script.write(first, tmp_path)
