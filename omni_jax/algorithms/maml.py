@@ -24,13 +24,14 @@ Many tasks at once:
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from omni_jax.algorithms.pretrain import ApplyFn
+from omni_jax.nn.models import DenseLayer, DenseLayersFn
 
 Params = Any
 MetaAlgorithm = Callable[[Params, dict, str], Tuple[jnp.ndarray, jnp.ndarray]]
@@ -141,23 +142,6 @@ def maml(apply_fn: ApplyFn, task_loss: Callable[[jnp.ndarray, jnp.ndarray], jnp.
     return meta_loss
 
 
-class DenseLayer(NamedTuple):
-    """One dense layer of a flow, as :func:`maml_dense` sees it: ``x @ kernel + bias``.
-
-    ``copies`` is how many parameter tensors add up to ``kernel`` (and
-    ``bias``): an Omni-Layer's pre or meta flow computes ``x (W_joint + W_flow)``,
-    so an SGD step moves both by ``-lr·g`` and their sum by ``-copies·lr·g``.
-    """
-
-    kernel: jnp.ndarray
-    bias: jnp.ndarray
-    copies: int = 1
-
-
-# (params, flow) -> (the flow's dense layers, the activation between them, its derivative or None)
-DenseLayersFn = Callable[[Params, str], Tuple[Sequence[DenseLayer], Callable, Optional[Callable]]]
-
-
 def _dense_forward(layers: Sequence[DenseLayer], activation, factors, x, lr: float):
     """The network after the inner steps whose factors are given: ``factors[l]`` is a list of
     ``(A, Δ)`` (one per step), and layer ``l``'s adapted map is
@@ -207,7 +191,7 @@ def maml_dense(layers_fn: DenseLayersFn, task_loss: Callable[[jnp.ndarray, jnp.n
 
     Args:
       layers_fn: ``(params, flow) -> (layers, activation, derivative)``: the flow's
-        :class:`DenseLayer`s, the activation after every layer but the last, and its elementwise
+        :class:`~omni_jax.nn.models.DenseLayer`s, the activation after every layer but the last, and its elementwise
         derivative (``None``: forward-mode autodiff), for example
         :func:`omni_jax.nn.models.mlp_dense_layers`.
       task_loss, inner_lr, num_steps, first_order: as for :func:`maml`.

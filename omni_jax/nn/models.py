@@ -6,9 +6,10 @@ each flow's representation with its own head.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from omni_jax.nn.layers import FLOWS, OmniDense, OmniHead, activation_derivative, check_flow, flow_activation
 
@@ -79,6 +80,25 @@ class OmniMLP(nn.Module):
                         name="head")(h, flow)
 
 
+class DenseLayer(NamedTuple):
+    """One dense layer of a flow, as :func:`omni_jax.algorithms.maml.maml_dense` sees it:
+    ``x @ kernel + bias``.
+
+    ``copies`` is how many parameter tensors add up to ``kernel`` (and
+    ``bias``): an Omni-Layer's pre or meta flow computes ``x (W_joint + W_flow)``,
+    so an SGD step moves both by ``-lr·g`` and their sum by ``-copies·lr·g``.
+    """
+
+    kernel: jnp.ndarray
+    bias: jnp.ndarray
+    copies: int = 1
+
+
+# (params, flow) -> (the flow's dense layers, the activation between them, its derivative or None);
+# :func:`mlp_dense_layers` is one (bound to its model).
+DenseLayersFn = Callable[[Any, str], Tuple[Sequence[DenseLayer], Callable, Optional[Callable]]]
+
+
 def mlp_dense_layers(model: OmniMLP, params, flow: str):
     """The dense layers of one flow of an :class:`OmniMLP`, its activation and the activation's
     derivative, for :func:`omni_jax.algorithms.maml.maml_dense`.
@@ -89,7 +109,6 @@ def mlp_dense_layers(model: OmniMLP, params, flow: str):
     is the flow's own head. Low-rank branches (``branch_rank``) are not
     dense layers of this form: use the generic ``maml`` for them.
     """
-    from omni_jax.algorithms.maml import DenseLayer
     check_flow(flow)
     if model.branch_rank is not None:
         raise ValueError("mlp_dense_layers needs full-width branches (branch_rank=None)")
