@@ -7,6 +7,8 @@
 * ``omni_jax.configs``: every experiment's config and its variants.
 * ``omni_jax.sinusoid``, ``omni_jax.rl``, ``omni_jax.classification``: the experiments (§6),
   each with ``train_and_evaluate(config, workdir)``.
-* ``omni_jax.glyphs``: the offline glyph benchmark's builder and loader.
+* ``omni_jax.data``: sinusoid tasks, image datasets and their on-disk formats (the glyph
+  benchmark's included: ``omni_jax.data.formats.glyphs``).
+* ``omni_jax.glyphs``: the offline glyph benchmark's builder.
 """
 __version__ = "0.1.0"

@@ -11,12 +11,12 @@ import pytest
 from PIL import Image, ImageDraw
 
 from omni_jax.data.formats import load_dataset
+from omni_jax.data.formats.glyphs import ARCHIVE, MANIFEST, load_glyphs, read_benchmark, sha256_file
 from omni_jax.errors import OmniJaxError
 from omni_jax.glyphs import build as phases
 from omni_jax.glyphs import select as sel
-from omni_jax.glyphs.archive import ARCHIVE, MANIFEST, check_writable, read_benchmark, sha256_file, write_npz
+from omni_jax.glyphs.archive import check_writable, write_npz
 from omni_jax.glyphs.build import assemble, build
-from omni_jax.glyphs.loader import load_glyphs
 from omni_jax.glyphs.render import FaceResult, Quietly, find_font_files, normalize, quiet_fonttools, render_face
 from omni_jax.glyphs.splits import make_splits
 
@@ -417,7 +417,7 @@ def test_worker_processes_render_quietly():
 
 
 def test_importing_the_builder_leaves_logging_alone():
-    code = ("import logging, omni_jax.glyphs.build, omni_jax.glyphs.loader, omni_jax.data.main; "
+    code = ("import logging, omni_jax.glyphs.build, omni_jax.data.formats.glyphs, omni_jax.data.main; "
             "assert logging.getLogger('fontTools').level == logging.NOTSET")
     subprocess.run([sys.executable, "-c", code], check=True)
 

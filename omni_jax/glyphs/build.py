@@ -31,10 +31,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from omni_jax import files
+from omni_jax.data.formats.glyphs import ARCHIVE
 from omni_jax.errors import OmniJaxError
 from omni_jax.glyphs import select as sel
-from omni_jax import files
-from omni_jax.glyphs.archive import ARCHIVE, check_writable, write_benchmark
+from omni_jax.glyphs.archive import check_writable, write_benchmark
 from omni_jax.glyphs.render import (DEFAULT_FONT_DIRS, Quietly, face_indices, face_meta, find_font_files,
                                     quiet_fonttools, render_face_star)
 from omni_jax.glyphs.scripts import BACKGROUND, PRIORITY, SCRIPTS, group_of, inventory

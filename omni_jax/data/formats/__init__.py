@@ -7,9 +7,9 @@ Names (see :data:`NAMES`): ``miniimagenet``, ``cub``, ``mini2cub``,
 ``crossdomain_cub``, ``crossdomain_cars``, ``crossdomain_places``,
 ``crossdomain_plantae``, ``tfds:<builder>`` (e.g. ``tfds:cars196``), and
 ``glyphs`` or ``glyphs:<protocol>`` (``cross_task``, ``cross_domain``,
-``loo_<group>``; see :mod:`omni_jax.glyphs`). Nothing is ever
-downloaded: a missing file is an :class:`~omni_jax.errors.OmniJaxError`
-naming it and where to get it.
+``loo_<group>``; see :mod:`omni_jax.data.formats.glyphs`, built by
+:mod:`omni_jax.glyphs`). Nothing is ever downloaded: a missing file is an
+:class:`~omni_jax.errors.OmniJaxError` naming it and where to get it.
 
 Each loader returns an :class:`~omni_jax.data.dataset.ImageDataset` with
 uint8 images ``[N, S, S, C]``. Common keyword arguments: ``on_error``
@@ -28,7 +28,7 @@ from omni_jax.errors import OmniJaxError
 
 def _glyphs(protocol: str):
     def load(data_dir, split, image_size=None, **kw):
-        from omni_jax.glyphs.loader import load_glyphs
+        from omni_jax.data.formats.glyphs import load_glyphs
         return load_glyphs(data_dir, split, image_size, protocol=protocol, **kw)
     return load
 
