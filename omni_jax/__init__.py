@@ -10,5 +10,7 @@
 * ``omni_jax.data``: sinusoid tasks, image datasets and their on-disk formats (the glyph
   benchmark's included: ``omni_jax.data.formats.glyphs``).
 * ``omni_jax.glyphs``: the offline glyph benchmark's builder.
+* ``omni_jax.devtools``: the package's import graph and layer order (``scripts/import_map.py``,
+  ``tests/test_layering.py``): imports flow one way, with no cycles.
 """
 __version__ = "0.1.0"
