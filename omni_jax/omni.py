@@ -17,7 +17,7 @@ the joint meta term, Joint-Training both joint terms.
 
 Training on it: :func:`omni_optimizer` (the outer optimizer with the EMA
 teacher, skipping non-finite updates) and :func:`omni_update` (one gradient
-step), shared by every experiment.
+step, returning an :class:`OmniUpdate`), shared by every experiment.
 """
 from __future__ import annotations
 
@@ -206,7 +206,19 @@ def _find_teacher(opt_state) -> Optional[Params]:
     return found[0][1] if len(found) == 1 else None
 
 
-def omni_update(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
+class OmniUpdate(NamedTuple):
+    """What one :func:`omni_update` step returns. A tuple: ``params, opt_state, aux, finite,
+    metrics = update(...)`` unpacks it in this order; a pytree, so it comes out of ``jax.jit``
+    and ``lax.scan`` as an ``OmniUpdate``."""
+
+    params: Params          # the parameters after the step (unchanged when it was skipped)
+    opt_state: Any          # the optimizer state after it (the EMA teacher and the skip counts in it)
+    aux: Any                # the loss's ``aux`` at the old parameters (BatchNorm statistics, ...)
+    finite: jnp.ndarray     # bool scalar: the loss and the gradient were finite, the step was taken
+    metrics: dict           # the loss's metrics, plus ``grad_norm``, ``skipped``, ``skipped_total``
+
+
+def omni_update(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable[..., OmniUpdate]:
     """One gradient step on a loss, shared by every experiment (Brax's ``gradient_update_fn``).
 
     Args:
@@ -216,15 +228,16 @@ def omni_update(loss_fn: Callable, optimizer: optax.GradientTransformation) -> C
       optimizer: built by :func:`omni_optimizer`.
 
     Returns:
-      ``update(params, opt_state, *args) -> (params, opt_state, aux, finite, metrics)``, pure and
-      jittable. When the loss or the gradient is not finite, the update is skipped: the gradient
-      handed to the optimizer is NaN, so ``apply_if_finite`` leaves the parameters and the
-      optimizer state (teacher included) as they were and counts the skip; ``finite`` is False,
-      so the caller can keep its old ``aux`` too. ``metrics`` adds ``grad_norm``, ``skipped``
-      (this step) and ``skipped_total`` (since the start of training) to the loss's metrics.
+      ``update(params, opt_state, *args) -> OmniUpdate(params, opt_state, aux, finite, metrics)``,
+      pure and jittable (:class:`OmniUpdate` is a named tuple: unpacking it in that order works).
+      When the loss or the gradient is not finite, the update is skipped: the gradient handed to
+      the optimizer is NaN, so ``apply_if_finite`` leaves the parameters and the optimizer state
+      (teacher included) as they were and counts the skip; ``finite`` is False, so the caller can
+      keep its old ``aux`` too. ``metrics`` adds ``grad_norm``, ``skipped`` (this step) and
+      ``skipped_total`` (since the start of training) to the loss's metrics.
     """
 
-    def update(params, opt_state, *args):
+    def update(params, opt_state, *args) -> OmniUpdate:
         teacher = _find_teacher(opt_state)
         (loss, (metrics, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, teacher, *args)
         grad_norm = optax.tree.norm(grads)
@@ -235,6 +248,6 @@ def omni_update(loss_fn: Callable, optimizer: optax.GradientTransformation) -> C
         last, total = skipped_updates(opt_state)
         metrics = dict(metrics, grad_norm=grad_norm, skipped=last.astype(jnp.float32),
                        skipped_total=total.astype(jnp.float32))
-        return params, opt_state, aux, finite, metrics
+        return OmniUpdate(params, opt_state, aux, finite, metrics)
 
     return update
