@@ -11,7 +11,12 @@ Fields are overridden from the command line with ``--config.path.to.field=value`
 values are parsed as Python literals and must keep the field's type.
 
 Every experiment has the same ``omni`` group (:func:`omni_group`): the
-Omni-Loss terms, λ and the EMA teacher's β.
+Omni-Loss terms, λ and the EMA teacher's β; and the same names for the same
+meaning (:data:`RENAMED` lists the names they replaced): ``seed`` (training),
+``train.methods``, ``train.num_steps`` (the training length),
+``train.chunk_size``, ``train.ckpt_every``, ``train.val_every`` and
+``train.val_tasks`` (validation and model selection), ``eval.seed`` (the test
+tasks) and ``eval.num_tasks``.
 """
 from __future__ import annotations
 
@@ -33,6 +38,16 @@ from omni_jax.omni import METHOD_WEIGHTS, TERMS, OmniLossWeights
 
 CONFIG_PACKAGE = "omni_jax.configs"
 QUICK_SUFFIX = "_quick"
+
+# Fields renamed when the experiments took one vocabulary: old dotted name -> new. An override or a
+# config file that uses an old name is an error naming the new one; a checkpoint fingerprinted
+# under an old name still resumes (:func:`fingerprint`'s ``renamed``).
+RENAMED = {"train.num_iterations": "train.num_steps", "train.eval_every": "train.val_every",
+           "eval.num_val_tasks": "train.val_tasks"}
+
+
+def _renamed_hint(field: str) -> str:
+    return f"; it was renamed to {RENAMED[field]}" if field in RENAMED else ""
 
 
 def packaged_configs() -> list[str]:
@@ -167,6 +182,9 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Iterable[str])
             if not isinstance(node, ml_collections.ConfigDict) or part not in node:
                 known = sorted(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
                 where = ".".join(parts[:i]) or "the config"
+                if field in RENAMED:
+                    raise OmniJaxError(f"config field {field} was renamed to {RENAMED[field]}; use "
+                                       f"--config.{RENAMED[field]}={text}")
                 raise OmniJaxError(f"unknown config field {field!r} (no {part!r} in {where}; known: {', '.join(known)})")
             if i < len(parts) - 1:
                 node = node[part]
@@ -285,6 +303,10 @@ def check_fields(cfg, experiment: str, references: Sequence[ml_collections.Confi
                                + (f", got {value!r}" if value != "group" else ""))
     missing = [f for f, v in need.items() if f not in flat and (v != "group" or f.rpartition(".")[0] in flat)]
     unknown = [f for f in flat if f not in known and (f.rpartition(".")[0] in known or "." not in f)]
+    old_names = [f for f in unknown if f in RENAMED]
+    if old_names:
+        raise OmniJaxError(f"config field {old_names[0]} was renamed to {RENAMED[old_names[0]]}; rename it in "
+                           "the config (old work directories still resume)")
     if missing or unknown:
         other = _guess_other_experiment(flat, experiment)
         if other:
@@ -294,7 +316,7 @@ def check_fields(cfg, experiment: str, references: Sequence[ml_collections.Confi
         if missing:
             raise OmniJaxError(f"config field {missing[0]} is missing (a {experiment} config needs it"
                                + (f"; also missing: {', '.join(missing[1:4])}" if len(missing) > 1 else "") + ")")
-        raise OmniJaxError(f"unknown config field {unknown[0]} for {experiment}"
+        raise OmniJaxError(f"unknown config field {unknown[0]} for {experiment}{_renamed_hint(unknown[0])}"
                            + (f" (also unknown: {', '.join(unknown[1:4])})" if len(unknown) > 1 else ""))
     for field, value in flat.items():
         refs = known[field]
@@ -391,15 +413,22 @@ CHECKPOINT_FORMAT = 2
 
 
 def fingerprint(config: ml_collections.ConfigDict, method: str, groups: Sequence[str],
-                drop: Sequence[str] = (), added: Optional[dict] = None) -> dict:
+                drop: Sequence[str] = (), added: Optional[dict] = None,
+                renamed: Optional[dict] = None) -> dict:
     """What a method's checkpoint depends on: the named top-level groups less the dotted fields
     in ``drop`` (what only the evaluation or the bookkeeping reads), the seed, the method, for
     Omni-Training's methods (named ``omni...``) the ``omni`` group, and :data:`CHECKPOINT_FORMAT`.
 
     ``added`` maps dotted fields that were added after work directories existed to the value that
     gives the behaviour from before them: at that value a field is left out, so that those work
-    directories still resume; at any other value it is part of the fingerprint."""
+    directories still resume; at any other value it is part of the fingerprint. ``renamed`` maps
+    dotted fields to the name they had in work directories written before (see :data:`RENAMED`):
+    the fingerprint keeps the old name, so those work directories resume."""
     d = select(config, groups)
+    for new, old in (renamed or {}).items():
+        (group, name), (old_group, old_name) = new.split("."), old.split(".")
+        if group in d and name in d[group]:
+            d.setdefault(old_group, {})[old_name] = d[group].pop(name)
     for field, old in (added or {}).items():
         group, name = field.split(".")
         if group in d and d[group].get(name, old) == old:

@@ -23,7 +23,7 @@ assert len(jax.devices()) == 8, jax.devices()
 mesh = task_mesh()
 cfg = config_lib.load_config("rl_navigation2d", quick=True)
 cfg = config_lib.apply_overrides(cfg, ["env.horizon=16", "train.meta_batch=8", "train.num_traj=4",
-                                       "train.num_iterations=4", "train.chunk_size=2", "train.ckpt_every=2",
+                                       "train.num_steps=4", "train.chunk_size=2", "train.ckpt_every=2",
                                        "eval.num_tasks=8", "eval.task_chunk=8", "eval.num_traj=4",
                                        "eval.max_steps=2"])
 tr.check(cfg, mesh)

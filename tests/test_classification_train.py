@@ -43,7 +43,7 @@ def test_omni_proto_step_updates_every_flows_statistics_and_the_teacher(split):
     net = _net(spec)
     state = create_train_state(net, spec, TC, (8, 8, 1), 0)
     new, metrics = make_train_chunk(net, spec, TC, AugmentConfig(), 2)(state, split)
-    changed = _changed(_bn_means(state.extra["batch_stats"]), _bn_means(new.extra["batch_stats"]))
+    changed = _changed(_bn_means(state.batch_stats), _bn_means(new.batch_stats))
     for flow in ("joint", "pre", "meta"):
         assert any(f"'{flow}'" in k for k in changed), flow
     assert set(metrics) >= {"loss/joint_pre", "loss/joint_meta", "loss/pre", "loss/meta", "loss/distill_pre",
@@ -62,7 +62,7 @@ def test_maml_step_trains_but_leaves_running_statistics_alone(split):
     net = _net(spec)
     state = create_train_state(net, spec, TC, (8, 8, 1), 0)
     new, metrics = make_train_chunk(net, spec, TC, AugmentConfig(), 1)(state, split)
-    assert not _changed(_bn_means(state.extra["batch_stats"]), _bn_means(new.extra["batch_stats"]))
+    assert not _changed(_bn_means(state.batch_stats), _bn_means(new.batch_stats))
     k = lambda s: np.asarray(s.params["body"]["block0"]["conv"]["joint"]["kernel"])
     assert not np.allclose(k(state), k(new)) and np.isfinite(float(metrics["loss/total"]))
 

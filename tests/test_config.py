@@ -31,7 +31,7 @@ def test_variants_derive_from_their_base():
     dir_cpu.env.name = "halfcheetah_vel"
     assert config_lib.to_json(dir_cpu) == config_lib.to_json(vel_cpu)
     quick = config_lib.load_config("rl_halfcheetah_dir_cpu", quick=True)
-    assert quick.env.name == "halfcheetah_dir" and quick.train.num_iterations == 4
+    assert quick.env.name == "halfcheetah_dir" and quick.train.num_steps == 4
     glyphs = config_lib.load_config("classify_glyphs", quick=True)
     assert glyphs.data.dataset.startswith("glyphs") and glyphs.train.num_steps == 40
     assert glyphs.data.flip is False and isinstance(config_lib.load_config("classify").data.flip, bool)

@@ -39,10 +39,10 @@ ROOT = os.geteuid() == 0 if hasattr(os, "geteuid") else False
 
 SINUSOID = ["sinusoid", "--quick", "--no-progress", "--config.train.methods=('maml',)",
             "--config.train.num_steps=100", "--config.train.chunk_size=50", "--config.train.ckpt_every=50",
-            "--config.train.eval_every=50", "--config.data.num_train_tasks=100", "--config.eval.num_tasks=4",
-            "--config.eval.num_val_tasks=4", "--config.eval.k_shots=(5,)"]
+            "--config.train.val_every=50", "--config.data.num_train_tasks=100", "--config.eval.num_tasks=4",
+            "--config.train.val_tasks=4", "--config.eval.k_shots=(5,)"]
 RL = ["rl", "--env", "navigation2d", "--quick", "--no-progress", "--config.train.methods=('maml',)",
-      "--config.env.horizon=5", "--config.train.num_iterations=4", "--config.train.meta_batch=2",
+      "--config.env.horizon=5", "--config.train.num_steps=4", "--config.train.meta_batch=2",
       "--config.train.num_traj=3", "--config.train.chunk_size=2", "--config.train.ckpt_every=2",
       "--config.eval.num_tasks=4", "--config.eval.task_chunk=4", "--config.eval.num_traj=3",
       "--config.eval.max_steps=1", "--config.policy.widths=(8,)"]

@@ -26,13 +26,13 @@ def get_config():
     c.train.num_steps = 40
     c.train.chunk_size = 20
     c.train.ckpt_every = 20
-    c.train.eval_every = 20
+    c.train.val_every = 20
     c.train.meta_batch = 4
     c.train.pre_batch = 20
     c.eval.num_tasks = 8
     c.eval.k_shots = (5,)
     c.eval.max_steps = 2
-    c.eval.num_val_tasks = 4
+    c.train.val_tasks = 4
     return c
 """
 

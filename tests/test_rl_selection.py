@@ -9,7 +9,8 @@ import pytest
 from omni_jax.errors import OmniJaxError
 from omni_jax.rl import evaluate as ev
 from omni_jax.rl import train as tr
-from omni_jax.training import MetricsWriter, runner
+from omni_jax.training import Best, MetricsWriter, runner, selected
+from omni_jax.training.selection import NO_SCORE
 
 from test_rl_train import leaves_equal, tiny_config, train
 
@@ -48,10 +49,11 @@ def test_validation_settings_come_from_the_training_fields():
 
 def test_selected_params_are_the_best_when_selecting():
     state = runner.TrainState(step=jnp.asarray(4), params={"w": jnp.ones(2)}, opt_state=(), rng=jnp.zeros(2, jnp.uint32))
-    assert leaves_equal(tr.selected_params(state), state.params)
-    chosen = state.replace(extra={"best_params": {"w": jnp.zeros(2)}, "best_return": jnp.asarray(1.0),
-                                  "best_step": jnp.asarray(2)})
-    assert leaves_equal(tr.selected_params(chosen), {"w": jnp.zeros(2)})
+    assert leaves_equal(selected(state).params, state.params) and selected(state).score is None
+    chosen = state.replace(best=Best(params={"w": jnp.zeros(2)}, batch_stats=None, score=jnp.asarray(1.0),
+                                     step=jnp.asarray(2)))
+    assert leaves_equal(selected(chosen).params, {"w": jnp.zeros(2)})
+    assert (selected(chosen).step, selected(chosen).score) == (2, 1.0)
 
 
 @pytest.mark.slow
@@ -60,7 +62,7 @@ def test_the_hook_scores_on_validation_tasks_and_keeps_the_best():
     env = tr.make_env_from_config(cfg)
     program = tr.setup(cfg, "maml", env)
     state = program.state
-    assert float(state.extra["best_return"]) == tr.NO_RETURN and int(state.extra["best_step"]) == 0
+    assert float(state.best.score) == NO_SCORE and int(state.best.step) == 0
     state = state.replace(step=jnp.asarray(2))
     new, metrics = program.hook.fn(state)
     # by hand: the mean return after val_steps=1 plain steps on the validation stream's tasks
@@ -70,16 +72,16 @@ def test_the_hook_scores_on_validation_tasks_and_keeps_the_best():
     np.testing.assert_allclose(metrics["val/return"], by_hand[-1, 0].mean(), rtol=1e-6)
     test_tasks = ev.AdaptationEvaluator(tr.validation_config(cfg), env, entries).returns()
     assert not np.allclose(test_tasks, by_hand)                          # never the test tasks
-    assert int(new.extra["best_step"]) == 2 and float(new.extra["best_return"]) == pytest.approx(metrics["val/return"])
+    assert int(new.best.step) == 2 and float(new.best.score) == pytest.approx(metrics["val/return"])
     assert program.hook.fn(state)[1] == metrics                          # deterministic in the state
     # a worse state later does not replace the best; a better one does
     worse = new.replace(step=jnp.asarray(4), params=jax.tree_util.tree_map(lambda x: x + 5.0, new.params),
-                        extra=dict(new.extra, best_return=jnp.asarray(1e9, jnp.float32)))
+                        best=new.best.replace(score=jnp.asarray(1e9, jnp.float32)))
     kept, _ = program.hook.fn(worse)
-    assert int(kept.extra["best_step"]) == 2 and leaves_equal(kept.extra["best_params"], state.params)
-    better = worse.replace(extra=dict(worse.extra, best_return=jnp.asarray(tr.NO_RETURN, jnp.float32)))
+    assert int(kept.best.step) == 2 and leaves_equal(kept.best.params, state.params)
+    better = worse.replace(best=worse.best.replace(score=jnp.asarray(NO_SCORE, jnp.float32)))
     taken, _ = program.hook.fn(better)
-    assert int(taken.extra["best_step"]) == 4 and leaves_equal(taken.extra["best_params"], worse.params)
+    assert int(taken.best.step) == 4 and leaves_equal(taken.best.params, worse.params)
 
 
 @pytest.mark.slow
@@ -94,26 +96,26 @@ def test_selection_resumes_exactly_and_the_evaluation_tests_the_selected_policy(
     logged = [r["val/return"] for r in MetricsWriter(tmp_path / "a" / "maml" / "metrics.jsonl").read()]
     assert len(logged) == 2
     best = int(np.argmax(logged))
-    assert int(full.extra["best_step"]) == 2 * (best + 1)
-    assert float(full.extra["best_return"]) == pytest.approx(logged[best])
+    assert int(full.best.step) == 2 * (best + 1)
+    assert float(full.best.score) == pytest.approx(logged[best])
     # the evaluation and trained_models use the selected parameters, and the records say which
     (policy, params), = trained_models(cfg, tmp_path / "a").values()
-    assert leaves_equal(params, full.extra["best_params"])
+    assert leaves_equal(params, full.best.params)
     program = tr.setup(cfg, "maml", env)
     moved = full.replace(params=jax.tree_util.tree_map(lambda x: x + 1.0, full.params))   # not what is tested
     evaluator = RLExperiment().evaluator(cfg, {"maml": program}, env, None)
     records = evaluator({"maml": runner.Trained(program, moved)})
-    returns = ev.adaptation_returns(cfg, env, ev.entries_for({"maml": (policy, full.extra["best_params"])}))
+    returns = ev.adaptation_returns(cfg, env, ev.entries_for({"maml": (policy, full.best.params)}))
     assert [r["return"] for r in records] == pytest.approx(list(returns[:, 0].mean(-1)), rel=1e-6)
-    assert {r["selected_step"] for r in records} == {int(full.extra["best_step"])}
-    assert {r["val_return"] for r in records} == {round(float(full.extra["best_return"]), 3)}
+    assert {r["selected_step"] for r in records} == {int(full.best.step)}
+    assert {r["val_return"] for r in records} == {round(float(full.best.score), 3)}
 
 
 @pytest.mark.slow
 def test_train_only_then_eval_only_from_the_command_line(tmp_path, capsys):
     from omni_jax import cli
     args = ["rl", "--env", "navigation2d", "--workdir", str(tmp_path), "--no-progress", "--config.env.horizon=5",
-            "--config.policy.widths=(8,8)", "--config.train.num_iterations=4", "--config.train.meta_batch=2",
+            "--config.policy.widths=(8,8)", "--config.train.num_steps=4", "--config.train.meta_batch=2",
             "--config.train.num_traj=3", "--config.train.chunk_size=2", "--config.train.ckpt_every=2",
             "--config.eval.num_tasks=4", "--config.eval.task_chunk=2", "--config.eval.num_traj=3",
             "--config.eval.max_steps=1", "--config.eval.random_reference=False"]

@@ -18,7 +18,7 @@ def tiny_config(**over):
     cfg.env.horizon = 5
     cfg.policy.widths = (8, 8)
     t = cfg.train
-    t.num_iterations, t.meta_batch, t.num_traj, t.chunk_size, t.ckpt_every = 4, 2, 3, 2, 2
+    t.num_steps, t.meta_batch, t.num_traj, t.chunk_size, t.ckpt_every = 4, 2, 3, 2, 2
     cfg.eval.num_tasks, cfg.eval.task_chunk, cfg.eval.num_traj, cfg.eval.max_steps = 4, 2, 3, 2
     return config_lib.apply_overrides(cfg, [f"{k}={v}" for k, v in over.items()])
 

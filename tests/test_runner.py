@@ -13,7 +13,7 @@ from omni_jax import config as config_lib
 from omni_jax.errors import OmniJaxError
 from omni_jax.omni import (METHOD_WEIGHTS, OmniLossWeights, omni_optimizer, omni_update, skipped_updates,
                            teacher_params)
-from omni_jax.training import Chunk, Hook, TrainState, prng_stream, runner, train_loop
+from omni_jax.training import Chunk, Hook, TrainState, initial_best, prng_stream, runner, train_loop, validation_hook
 from omni_jax.training.checkpoint import CheckpointStore
 
 
@@ -77,7 +77,7 @@ def counting_step(state, data):
 
 def initial_state():
     return TrainState(step=jnp.zeros((), jnp.int32), params=jnp.zeros(3), opt_state=(), rng=jax.random.PRNGKey(0),
-                      extra={"best": jnp.asarray(-1.0)})
+                      best=initial_best(jnp.zeros(3)))
 
 
 def test_scanned_and_dispatched_chunks_agree():
@@ -88,11 +88,12 @@ def test_scanned_and_dispatched_chunks_agree():
     assert int(a.step) == 4
 
 
-def best_so_far(state):
-    score = -float(jnp.sum(jnp.abs(state.params)))
-    if score > float(state.extra["best"]) or float(state.extra["best"]) == -1.0:
-        state = state.replace(extra={"best": jnp.asarray(score)})
-    return state, {"val/score": score}
+def closeness(params, batch_stats):
+    score = -float(jnp.sum(jnp.abs(params)))
+    return score, {"val/score": score}
+
+
+best_so_far = validation_hook(closeness, 4).fn
 
 
 def test_hook_state_is_checkpointed_and_resume_is_exact(tmp_path):
@@ -105,7 +106,7 @@ def test_hook_state_is_checkpointed_and_resume_is_exact(tmp_path):
     assert int(cut.step) == 6
     resumed = run(tmp_path / "b")
     chex.assert_trees_all_equal(full, resumed)
-    assert float(full.extra["best"]) != -1.0
+    assert int(full.best.step) in (4, 8) and float(full.best.score) == closeness(full.best.params, None)[0]
 
 
 def test_hook_period_must_be_a_multiple_of_the_chunk():

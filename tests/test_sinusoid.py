@@ -18,8 +18,8 @@ from omni_jax.sinusoid import train_and_evaluate
 from omni_jax.training import runner
 
 TINY = ["--config.train.num_steps=100", "--config.train.chunk_size=50", "--config.train.ckpt_every=50",
-        "--config.train.eval_every=50", "--config.data.num_train_tasks=200", "--config.eval.num_tasks=8",
-        "--config.eval.num_val_tasks=8", "--config.eval.k_shots=(5,)"]
+        "--config.train.val_every=50", "--config.data.num_train_tasks=200", "--config.eval.num_tasks=8",
+        "--config.train.val_tasks=8", "--config.eval.k_shots=(5,)"]
 
 
 def tiny_config(*extra):
@@ -273,7 +273,7 @@ def test_kernel_init_is_a_config_field_and_only_a_new_value_enters_the_fingerpri
     del old.model["kernel_init"]
     assert tr.fingerprint(cfg, "omni") == config_lib.fingerprint(
         old, "omni", ["data", "model", "train"],
-        drop=("train.methods", "train.eval_every", "train.ckpt_every", "train.task_chunk", "train.pre_chunk"))
+        drop=("train.methods", "train.val_every", "train.val_tasks", "train.ckpt_every", "train.task_chunk", "train.pre_chunk"))
     assert "kernel_init" not in tr.fingerprint(cfg, "maml")["model"]
     torch_cfg = tiny_config("model.kernel_init=torch")
     assert tr.fingerprint(torch_cfg, "maml")["model"]["kernel_init"] == "torch"

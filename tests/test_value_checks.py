@@ -199,9 +199,9 @@ def _tiny_sinusoid():
     cfg = config_lib.load_config("sinusoid", quick=True)
     cfg.data.num_train_tasks = 50
     cfg.train.methods = ("baseline",)
-    cfg.train.num_steps = cfg.train.chunk_size = cfg.train.ckpt_every = cfg.train.eval_every = 10
+    cfg.train.num_steps = cfg.train.chunk_size = cfg.train.ckpt_every = cfg.train.val_every = 10
     cfg.train.meta_batch, cfg.train.pre_batch = 2, 10
-    cfg.eval.num_tasks, cfg.eval.k_shots, cfg.eval.max_steps, cfg.eval.num_val_tasks = 4, (5,), 2, 2
+    cfg.eval.num_tasks, cfg.eval.k_shots, cfg.eval.max_steps, cfg.train.val_tasks = 4, (5,), 2, 2
     return cfg
 
 

@@ -7,13 +7,16 @@ one record per method, setting and head, ``{"dataset", "method",
 "backbone", "n_way", "k_shot", "head", "accuracy", "ci95", ...}`` with
 accuracy and CI in percent, and ``accuracy.png``.
 
-Model selection: every ``train.val_every`` steps the model is scored on
-``train.val_tasks`` validation episodes of the training setting, with the
-first reported head's flows; fine-tuned (Baseline) heads are scored there by
-nearest prototype, since fine-tuning 100 epochs per task is the costly part
-of testing. The best-scoring parameters and BatchNorm statistics are kept in
-the checkpointed state (a :class:`~omni_jax.training.Hook`) and are the ones
-tested.
+Model selection (:func:`omni_jax.training.selection.validation_hook`): every
+``train.val_every`` steps the model is scored on ``train.val_tasks`` validation
+episodes of the training setting (``train.n_way``, ``k_shot``, ``n_query``;
+MAML heads adapt with the training inner loop), drawn from the training seed's
+``validation`` stream, with the first reported head's flows; fine-tuned
+(Baseline) heads are scored there by nearest prototype, since fine-tuning 100
+epochs per task is the costly part of testing. It reads only fields of the
+checkpoint's fingerprint, so a resumed run selects exactly as an uninterrupted
+one whatever ``eval.*`` says. The best-scoring parameters and BatchNorm
+statistics are kept in the checkpointed state and are the ones tested.
 """
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ from pathlib import Path
 from typing import Dict, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from omni_jax import config as config_lib
@@ -41,8 +43,7 @@ from omni_jax.data.splits import check_episodes
 from omni_jax.errors import OmniJaxError
 from omni_jax.nn.convnets import BACKBONES, count_params
 from omni_jax.nn.layers import conv_initializer
-from omni_jax.training import Hook, prng_stream
-from omni_jax.training import runner
+from omni_jax.training import Hook, prng_stream, runner, selected, validation_hook
 
 DEFAULT_HEAD = "default"
 
@@ -184,7 +185,7 @@ def load_data(cfg) -> Data:
                            dirs=parse_dirs(d.dirs), domains=tuple(d.domains), synthetic=synthetic,
                            split_names={"train": d.train_split, "val": d.val_split, "test": d.test_split}, **kw)
     check_episodes(splits["train"], t.n_way, t.k_shot, t.n_query)
-    check_episodes(splits["val"], t.n_way, t.k_shot, e.n_query)
+    check_episodes(splits["val"], t.n_way, t.k_shot, t.n_query)
     for n_way, k_shot in e.settings:
         check_episodes(splits["test"], n_way, k_shot, e.n_query)
     shapes = {s: ds.images.shape[1:] for s, ds in splits.items()}
@@ -207,27 +208,34 @@ class Model:
     num_params: int
 
 
+def validation_eval_config(cfg) -> EvalConfig:
+    """The evaluation settings of model selection, from ``train`` fields only (the checkpoint's
+    fingerprint covers them): MAML heads adapt as in training (``train.maml_steps`` steps at
+    ``train.maml_inner_lr``) and fine-tuned heads are scored by nearest prototype. Only
+    ``eval.images_per_call`` and ``eval.maml_tasks_per_call`` are read from ``eval``: they batch
+    the work and do not change the scores."""
+    t, e = cfg.train, cfg.eval
+    return EvalConfig(maml_lr=t.maml_inner_lr, maml_steps=t.maml_steps, images_per_call=e.images_per_call,
+                      maml_tasks_per_call=e.maml_tasks_per_call, proto_for_finetune=True)
+
+
 def selection_hook(cfg, net, spec, heads, data: Data) -> Hook:
-    """Validation-based model selection: scores the state on validation episodes of the training
-    setting with the first head and keeps the best parameters and statistics in ``state.extra``."""
-    tc, _, ec = configs(cfg)
-    val_eval = Evaluator(net, spec, dataclasses.replace(ec, proto_for_finetune=True), tc)
+    """Validation-based model selection: scores the state on ``train.val_tasks`` validation episodes
+    of the training setting (:func:`validation_eval_config`; the training seed's ``validation``
+    stream) with the first head; the best parameters and statistics are kept in ``state.best``."""
+    tc, _, _ = configs(cfg)
+    val_eval = Evaluator(net, spec, validation_eval_config(cfg), tc)
     head = heads[0]
-    key = prng_stream(cfg.eval.seed, "validation")
+    key = prng_stream(cfg.seed, "validation")
 
-    def select(state):
-        variables = {"params": state.params, "batch_stats": state.extra["batch_stats"]}
-        acc = val_eval.accuracies(variables, data.device["val"], n_way=tc.n_way, k_shot=tc.k_shot,
-                                  n_query=cfg.eval.n_query, num_tasks=cfg.train.val_tasks, key=key,
-                                  heads=(head,))[head]
+    def validate(params, batch_stats):
+        acc = val_eval.accuracies({"params": params, "batch_stats": batch_stats}, data.device["val"],
+                                  n_way=tc.n_way, k_shot=tc.k_shot, n_query=tc.n_query,
+                                  num_tasks=cfg.train.val_tasks, key=key, heads=(head,))[head]
         val = float(np.mean(acc) * 100)
-        if val > float(state.extra["best_val"]):
-            state = state.replace(extra=dict(state.extra, best_params=state.params,
-                                             best_batch_stats=state.extra["batch_stats"],
-                                             best_val=jnp.asarray(val, jnp.float32), best_step=state.step))
-        return state, {"val/accuracy": val}
+        return val, {"val/accuracy": val}
 
-    return Hook(select, cfg.train.val_every)
+    return validation_hook(validate, cfg.train.val_every)
 
 
 def setup(cfg, method: str, data: Data, mesh=None) -> runner.Program:
@@ -263,8 +271,8 @@ class _Evaluator(runner.Evaluator):
         tc, _, ec = configs(cfg)
         records = []
         for method, t in trained.items():
-            model, extra = t.program.model, t.state.extra
-            best = {"params": extra["best_params"], "batch_stats": extra["best_batch_stats"]}
+            model, chosen = t.program.model, selected(t.state)
+            best = {"params": chosen.params, "batch_stats": chosen.batch_stats}
             evaluator = Evaluator(model.net, model.spec, ec, tc)
             for n_way, k_shot in e.settings:
                 accs = evaluator.accuracies(best, self.data.device["test"], n_way=n_way, k_shot=k_shot,
@@ -278,8 +286,8 @@ class _Evaluator(runner.Evaluator):
                                     "test_split": cfg.data.test_split,
                                     "test_dataset": resolve(cfg.data.dataset, cfg.data.test_dataset,
                                                             tuple(cfg.data.domains))[1],
-                                    "selected_step": int(extra["best_step"]),
-                                    "val_accuracy": round(float(extra["best_val"]), 3),
+                                    "selected_step": chosen.step,
+                                    "val_accuracy": round(chosen.score, 3),
                                     "head_algorithms": [f"{f}:{a}" for f, a in model.spec.head_algorithms(h)],
                                     "meta_algorithm": model.spec.meta, "pretrain": model.spec.pretrain,
                                     "params": model.num_params, "seed": cfg.seed})
@@ -304,6 +312,7 @@ def results_table(records) -> str:
 
 class ClassificationExperiment(runner.Experiment):
     name = "classify"
+    score_name = "accuracy (%)"
     check = staticmethod(check)
     fingerprint = staticmethod(fingerprint)
     setup = staticmethod(setup)
@@ -318,10 +327,6 @@ class ClassificationExperiment(runner.Experiment):
 
     def evaluator(self, cfg, programs, data, mesh):
         return _Evaluator(cfg, data)
-
-    def after_training(self, method, state, log):
-        log(f"{method}: selected step {int(state.extra['best_step'])} (validation accuracy "
-            f"{float(state.extra['best_val']):.2f}%)")
 
     def table(self, cfg, records):
         e = cfg.eval

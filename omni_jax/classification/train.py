@@ -14,7 +14,7 @@ Omni-Loss (Eq. 15) of the method's terms (see ``methods.py``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +32,7 @@ from omni_jax.classification.methods import MethodSpec
 from omni_jax.classification.model import StatsThread, init_variables
 from omni_jax.nn.convnets import FewShotNet
 from omni_jax.omni import omni_loss, omni_optimizer, omni_update
-from omni_jax.training import Chunk, TrainState, prng_stream
+from omni_jax.training import Chunk, TrainState, initial_best, prng_stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,10 +69,8 @@ def create_train_state(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, image
     variables = init_variables(net, k_init, image_shape)
     params, stats = variables["params"], variables["batch_stats"]
     opt_state = make_optimizer(spec, tc).init(params)
-    extra = {"batch_stats": stats, "best_params": params, "best_batch_stats": stats,
-             "best_val": jnp.asarray(-1.0, jnp.float32), "best_step": jnp.asarray(0, jnp.int32)}
     return TrainState(step=jnp.asarray(0, jnp.int32), params=params, opt_state=opt_state,
-                      rng=jnp.asarray(k_run, jnp.uint32), extra=extra)
+                      rng=jnp.asarray(k_run, jnp.uint32), batch_stats=stats, best=initial_best(params, stats))
 
 
 def _outputs(algorithm, distill_on: str):
@@ -151,13 +149,12 @@ def make_train_update(net: FewShotNet, spec: MethodSpec, tc: TrainConfig):
 
     def update(state: TrainState, batch, episode):
         rng, _, k_drop = jax.random.split(state.rng, 3)
-        old = state.extra["batch_stats"]
+        old = state.batch_stats
         params, opt_state, stats, finite, metrics = update_fn(state.params, state.opt_state, old, k_drop,
                                                               batch, episode)
         stats = jax.tree_util.tree_map(lambda new, o: jnp.where(finite, new, o), stats, old)
-        extra = dict(state.extra, batch_stats=stats)
         return state.replace(step=state.step + 1, params=params, opt_state=opt_state, rng=rng,
-                             extra=extra), metrics
+                             batch_stats=stats), metrics
 
     return update
 

@@ -76,15 +76,15 @@ def get_config() -> ml_collections.ConfigDict:
                                     # (as torch.cdist) or "squared" (Snell et al.); docs/classification_accuracy.md
     t.chunk_size = 100
     t.ckpt_every = 1000
-    t.val_every = 1000              # model selection on the validation split
-    t.val_tasks = 200
+    t.val_every = 1000              # model selection on val_tasks episodes of the validation split, in the
+    t.val_tasks = 200               #   training setting (train.n_way, k_shot, n_query, MAML's inner loop)
 
     c.eval = e = ml_collections.ConfigDict()
     e.num_tasks = 600
     e.n_query = 16
     e.settings = ((5, 1), (5, 5))   # (n_way, k_shot) test settings
     e.heads = ("default",)          # any of joint/pre/meta/ensemble; "default": each method's own head
-    e.seed = 1234                   # test tasks are the same for every method
+    e.seed = 1234                   # the test tasks' seed (the same tasks for every method and training seed)
     e.finetune_epochs = 100         # the pre-training algorithm's new head (Chen et al.): epochs over the support set
     e.finetune_batch = 4
     e.finetune_lr = 0.01            # torch.optim.SGD(lr, momentum, dampening, weight_decay) as Chen et al.

@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.train = t = ml_collections.ConfigDict()
     t.methods = ("baseline", "maml", "omni")
-    t.num_iterations = 500                # paper
+    t.num_steps = 500                     # meta-iterations (paper)
     t.meta_batch = 40                     # tasks per iteration for locomotion (paper)
     t.num_traj = 20                       # trajectories per task for each gradient step (paper)
     t.inner_lr = 0.1                      # paper
@@ -49,6 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.omni = omni_group(lam=3.0, ema_decay=0.99)    # Omni-Loss terms, λ, EMA teacher β (paper defaults)
 
     c.eval = v = ml_collections.ConfigDict()
+    v.seed = 0                            # the test tasks' seed (the same tasks for every method and training seed)
     v.num_tasks = 2000                    # paper
     v.num_traj = 20
     v.max_steps = 4

@@ -16,7 +16,7 @@ from omni_jax.configs import rl_halfcheetah_vel
 
 def shrink(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The CPU sizes, applied to a HalfCheetah config (shared with rl_halfcheetah_dir_cpu)."""
-    c.train.num_iterations = 750
+    c.train.num_steps = 750
     c.train.meta_batch = 4                # tasks per iteration (paper: 40)
     c.train.num_traj = 10                 # trajectories per task and gradient step (paper: 20)
     c.train.ckpt_every = 50

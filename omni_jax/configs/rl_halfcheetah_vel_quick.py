@@ -6,7 +6,7 @@ from omni_jax.configs import rl_halfcheetah_vel
 
 def shrink(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The smoke run's sizes, applied to a HalfCheetah config."""
-    c.train.num_iterations = 4
+    c.train.num_steps = 4
     c.train.meta_batch = 4
     c.train.num_traj = 4
     c.train.chunk_size = 2

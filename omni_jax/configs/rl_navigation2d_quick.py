@@ -6,7 +6,7 @@ from omni_jax.configs import rl_navigation2d
 
 def get_config() -> ml_collections.ConfigDict:
     c = rl_navigation2d.get_config()
-    c.train.num_iterations = 20
+    c.train.num_steps = 20
     c.train.meta_batch = 10
     c.train.num_traj = 10
     c.train.chunk_size = 10

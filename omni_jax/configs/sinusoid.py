@@ -48,16 +48,17 @@ def get_config() -> ml_collections.ConfigDict:
     t.final_lr_ratio = 0.0
     t.chunk_size = 250                            # steps per jitted lax.scan call
     t.ckpt_every = 5000
-    t.eval_every = 5000                           # periodic validation MSE in metrics.jsonl
+    t.val_every = 5000                            # validation MSE in metrics.jsonl (the last step is tested,
+    t.val_tasks = 100                             #   as in the paper: no selection) on val_tasks tasks
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)      # Omni-Loss terms (Table 6), λ, EMA teacher β
 
     c.eval = e = ml_collections.ConfigDict()
+    e.seed = 0                                    # the test tasks' seed (the same for every method)
     e.num_tasks = 100
     e.k_shots = (5, 10, 20)
     e.num_query = 100
     e.max_steps = 10
     e.lr = 0.02                                   # SGD at test time (models diverged at >= 0.05)
     e.omni_head = "joint"                         # which head is reported as "omni"
-    e.num_val_tasks = 100
     return c

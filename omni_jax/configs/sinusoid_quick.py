@@ -10,7 +10,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.num_steps = 500
     c.train.chunk_size = 50
     c.train.ckpt_every = 250
-    c.train.eval_every = 250
+    c.train.val_every = 250
     c.eval.num_tasks = 25
-    c.eval.num_val_tasks = 25
+    c.train.val_tasks = 25
     return c

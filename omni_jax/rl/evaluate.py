@@ -104,7 +104,9 @@ class AdaptationEvaluator:
         self._fn = make_eval_fn(env, entries, num_traj=e.num_traj, horizon=cfg.env.horizon, max_steps=e.max_steps,
                                 lr=e.lr, discount=cfg.train.discount, mesh=mesh, task_chunk=cfg.train.task_chunk,
                                 max_kl=e.max_kl if e.step_rule == "kl_bound" else None)
-        k_tasks, self._k_roll = jax.random.split(prng_stream(cfg.seed if seed is None else seed, stream))
+        if seed is None:   # the test tasks under eval.seed; validation tasks under the training seed
+            seed = cfg.eval.seed if stream == "test" else cfg.seed
+        k_tasks, self._k_roll = jax.random.split(prng_stream(seed, stream))
         chunk = min(e.task_chunk, e.num_tasks)
         num_chunks = -(-e.num_tasks // chunk)
         tasks = env.sample_tasks(k_tasks, num_chunks * chunk)

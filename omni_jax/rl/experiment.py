@@ -22,7 +22,7 @@ import jax
 from omni_jax.rl import evaluate as ev
 from omni_jax.rl import plots
 from omni_jax.rl import train as tr
-from omni_jax.training import runner
+from omni_jax.training import runner, selected
 
 
 class _Evaluator(runner.Evaluator):
@@ -39,7 +39,7 @@ class _Evaluator(runner.Evaluator):
         self.adaptation.compile()
 
     def __call__(self, trained):
-        entries = ev.entries_for({**{m: (t.program.model, tr.selected_params(t.state)) for m, t in trained.items()},
+        entries = ev.entries_for({**{m: (t.program.model, selected(t.state).params) for m, t in trained.items()},
                                   **self.reference}, self.cfg.eval.omni_heads)
         returns = self.adaptation.returns([p for _, _, p, _ in entries])
         records = ev.records_from_returns(self.cfg.env.name, self.adaptation.labels, returns, self.cfg.eval.omni_head)
@@ -47,14 +47,15 @@ class _Evaluator(runner.Evaluator):
             for r in records:
                 t = trained.get("omni" if r["method"].startswith("omni") else r["method"])
                 if t is not None:
-                    r["selected_step"] = int(t.state.extra["best_step"])
-                    r["val_return"] = round(float(t.state.extra["best_return"]), 3)
+                    chosen = selected(t.state)
+                    r["selected_step"] = chosen.step
+                    r["val_return"] = round(chosen.score, 3)
         return records
 
 
 class RLExperiment(runner.Experiment):
     name = "rl"
-    steps_field = "num_iterations"
+    score_name = "return"
     check = staticmethod(tr.check)
     fingerprint = staticmethod(tr.fingerprint)
     setup = staticmethod(tr.setup)
@@ -64,21 +65,12 @@ class RLExperiment(runner.Experiment):
         t = cfg.train
         backend = cfg.env.backend if cfg.env.name != "navigation2d" else "-"
         return (f"omni-jax rl: {cfg.env.name} (backend {backend}), {mesh.devices.size} "
-                f"{jax.devices()[0].platform} device(s); {t.num_iterations} iterations x {t.meta_batch} tasks x "
+                f"{jax.devices()[0].platform} device(s); {t.num_steps} iterations x {t.meta_batch} tasks x "
                 f"{t.num_traj} trajectories x {cfg.env.horizon} steps, "
                 f"{'first' if t.first_order else 'second'}-order MAML-RL")
 
     def evaluator(self, cfg, programs, context, mesh):
         return _Evaluator(cfg, context, programs, mesh)
-
-    def after_training(self, method, state, log):
-        from omni_jax.omni import skipped_updates
-        if isinstance(state.extra, dict) and "best_step" in state.extra:
-            log(f"{method}: selected iteration {int(state.extra['best_step'])} (validation return "
-                f"{float(state.extra['best_return']):.2f})")
-        skipped = int(skipped_updates(state.opt_state)[1])
-        if skipped:
-            log(f"{method}: {skipped} non-finite update(s) skipped (see {method}/metrics.jsonl)")
 
     def table(self, cfg, records):
         e = cfg.eval
@@ -96,7 +88,7 @@ def trained_models(config, workdir, methods=None) -> dict:
     validation tasks, ``train.val_every``), for evaluating them in other ways
     (``omni_jax.rl.evaluate``). Raises OmniJaxError when a method has not finished training."""
     trained = runner.trained_models(RLExperiment(), config, workdir, methods)
-    return {m: (t.program.model, tr.selected_params(t.state)) for m, t in trained.items()}
+    return {m: (t.program.model, selected(t.state).params) for m, t in trained.items()}
 
 
 def train_and_evaluate(config, workdir, **kwargs):

@@ -49,7 +49,8 @@ from omni_jax.rl import acting, losses
 from omni_jax.rl.envs import BACKENDS, ENVS, make_env
 from omni_jax.rl.evaluate import AdaptationEvaluator, PolicyApply
 from omni_jax.rl.networks import GaussianPolicy
-from omni_jax.training import Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks
+from omni_jax.training import (Chunk, TrainState, check_divisible, initial_best, prng_stream, replicate,
+                               shard_tasks, validation_hook)
 from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "omni")
@@ -69,7 +70,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
         f"config field env.backend={cfg.env.backend!r} is unknown; expected one of {', '.join(BACKENDS)}")
     req(isinstance(cfg.env.horizon, int) and cfg.env.horizon > 0,
         f"config field env.horizon must be a positive integer, got {cfg.env.horizon!r}")
-    config_lib.check_positive(cfg, "train.num_iterations", "train.meta_batch", "train.num_traj",
+    config_lib.check_positive(cfg, "train.num_steps", "train.meta_batch", "train.num_traj",
                               "train.inner_lr", "train.outer_lr", "train.chunk_size", "train.ckpt_every",
                               "policy.widths", "eval.num_tasks", "eval.num_traj", "eval.max_steps", "eval.lr",
                               "eval.task_chunk", "train.task_chunk", "eval.max_kl")
@@ -89,7 +90,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     req(cfg.eval.omni_head in cfg.eval.omni_heads,
         f"config field eval.omni_heads={tuple(cfg.eval.omni_heads)!r} must include eval.omni_head="
         f"{cfg.eval.omni_head!r}, the head reported as omni")
-    config_lib.check_multiples(cfg.train, "train", ("num_iterations", "ckpt_every"), of="chunk_size")
+    config_lib.check_multiples(cfg.train, "train", ("num_steps", "ckpt_every"), of="chunk_size")
     v = cfg.train.val_every
     req(isinstance(v, int) and v >= 0 and v % cfg.train.chunk_size == 0,
         f"config field train.val_every must be 0 (no model selection) or a positive multiple of "
@@ -109,7 +110,8 @@ def fingerprint(cfg, method: str) -> dict:
     return config_lib.fingerprint(cfg, method, ["env", "policy", "train"], drop=("train.methods", "train.ckpt_every",
                                                                           "train.task_chunk"),
                                   added={"train.outer_optimizer": "sgd", "train.val_every": 0,
-                                         "train.val_tasks": 40, "train.val_steps": 1})
+                                         "train.val_tasks": 40, "train.val_steps": 1},
+                                  renamed={"train.num_steps": "train.num_iterations"})
 
 
 # ---------------------------------------------------------------------------- policy and optimizer
@@ -141,28 +143,14 @@ def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformatio
 
 
 def init_state(cfg, env, policy, optimizer, method: str) -> TrainState:
-    """The initial state; with model selection (``train.val_every``) its ``extra`` holds the best
-    parameters so far, their validation return and their iteration (:func:`selection_hook`)."""
+    """The initial state; with model selection (``train.val_every``) its ``best`` record holds the
+    best parameters so far, their validation return and their iteration (:func:`selection_hook`)."""
     k_init, k_train = jax.random.split(prng_stream(cfg.seed, "init", method))
     params = policy.init(k_init, jnp.zeros((1, env.observation_size)))
     if cfg.policy.flows_start_as_joint:
         params = flows_start_as_joint(params)
-    extra = None
-    if cfg.train.val_every:
-        extra = {"best_params": params, "best_return": jnp.asarray(NO_RETURN, jnp.float32),
-                 "best_step": jnp.zeros((), jnp.int32)}
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params),
-                      rng=k_train, extra=extra)
-
-
-NO_RETURN = float(jnp.finfo(jnp.float32).min)   # the best validation return before the first validation
-
-
-def selected_params(state: TrainState):
-    """The parameters a finished run is tested with: the best on the validation tasks when the run
-    selected (``train.val_every``), otherwise the last iteration's."""
-    extra = state.extra
-    return extra["best_params"] if isinstance(extra, dict) and "best_params" in extra else state.params
+                      rng=k_train, best=initial_best(params) if cfg.train.val_every else None)
 
 
 def validation_config(cfg) -> ml_collections.ConfigDict:
@@ -178,14 +166,15 @@ def validation_config(cfg) -> ml_collections.ConfigDict:
 
 
 def selection_hook(cfg, env, policy, method: str, mesh=None):
-    """Validation-based model selection, a :class:`~omni_jax.training.loop.Hook` run every
-    ``train.val_every`` iterations (``None`` when it is 0).
+    """Validation-based model selection (:func:`omni_jax.training.selection.validation_hook`)
+    every ``train.val_every`` iterations (``None`` when it is 0).
 
     Scores the current parameters by the mean return after ``train.val_steps`` adaptation steps on
     ``train.val_tasks`` validation tasks (:func:`validation_config`; the same tasks and rollout keys
-    at every check, drawn from the ``validation`` PRNG stream, never the test tasks; Omni-Training
-    is scored on its joint flow), and keeps the best in ``state.extra``, which is checkpointed, so a
-    resumed run selects exactly as an uninterrupted one. Logged as ``val/return``.
+    at every check, drawn from the training seed's ``validation`` PRNG stream, never the test
+    tasks; Omni-Training is scored on its joint flow), and keeps the best in ``state.best``, which
+    is checkpointed, so a resumed run selects exactly as an uninterrupted one. Logged as
+    ``val/return``.
     """
     if not cfg.train.val_every:
         return None
@@ -193,14 +182,11 @@ def selection_hook(cfg, env, policy, method: str, mesh=None):
     entry = (label, PolicyApply(policy), None, FLOWS[0])
     evaluator = AdaptationEvaluator(validation_config(cfg), env, [entry], mesh=mesh, stream="validation")
 
-    def select(state: TrainState):
-        val = float(np.mean(evaluator.returns([state.params])[-1, 0]))
-        if val > float(state.extra["best_return"]):
-            state = state.replace(extra={"best_params": state.params, "best_return": jnp.asarray(val, jnp.float32),
-                                         "best_step": state.step})
-        return state, {"val/return": val}
+    def validate(params, _):
+        val = float(np.mean(evaluator.returns([params])[-1, 0]))
+        return val, {"val/return": val}
 
-    return Hook(select, cfg.train.val_every)
+    return validation_hook(validate, cfg.train.val_every)
 
 
 def random_policy(cfg, env):
@@ -340,5 +326,5 @@ def setup(cfg, method: str, env, mesh=None) -> Program:
     t = cfg.train
     return Program(state=replicate(init_state(cfg, env, policy, optimizer, method), mesh),
                    chunk=Chunk(make_step(cfg, env, policy, weights, optimizer, mesh), t.chunk_size),
-                   num_steps=t.num_iterations, ckpt_every=t.ckpt_every, model=policy,
+                   num_steps=t.num_steps, ckpt_every=t.ckpt_every, model=policy,
                    hook=selection_hook(cfg, env, policy, method, mesh))

@@ -93,7 +93,8 @@ def evaluate(models: dict, cfg, stream: str = "test") -> list[dict]:
     records = []
     for k in e.k_shots:
         # the same tasks for every method; validation: a path the periodic validation does not use
-        key = prng_stream(cfg.seed, "test", k) if stream == "test" else prng_stream(cfg.seed, "validation", "evaluate", k)
+        key = (prng_stream(e.seed, "test", k) if stream == "test"
+               else prng_stream(cfg.seed, "validation", "evaluate", k))
         _, support, query = sample_test_tasks(cfg, key, e.num_tasks, k)
         preds = predictions_by_method(models, cfg, support, query["x"])
         for name in METHODS:
@@ -108,10 +109,11 @@ def evaluate(models: dict, cfg, stream: str = "test") -> list[dict]:
 
 
 def validation_fn(cfg, method: str):
-    """Periodic validation during training: MSE after 1 and ``max_steps`` steps
-    on fixed validation tasks (K = train.k_shot), for each flow the method has."""
+    """Validation during training: ``fn(model, params) -> (score, metrics)``, the MSE after 1 and
+    ``eval.max_steps`` steps on ``train.val_tasks`` fixed validation tasks (K = train.k_shot) for
+    each flow the method has; the score is minus the first flow's MSE after the last step."""
     key = prng_stream(cfg.seed, "validation")
-    _, support, query = sample_test_tasks(cfg, key, cfg.eval.num_val_tasks, cfg.train.k_shot)
+    _, support, query = sample_test_tasks(cfg, key, cfg.train.val_tasks, cfg.train.k_shot)
     flows = OMNI_HEADS if method == "omni" else FLOWS[:1]
 
     def fn(model, params):
@@ -123,7 +125,7 @@ def validation_fn(cfg, method: str):
             suffix = "" if method != "omni" else f"_{flow}"
             out[f"val/mse_step1{suffix}"] = float(err[0])
             out[f"val/mse_step{cfg.eval.max_steps}{suffix}"] = float(err[-1])
-        return out
+        return -out[f"val/mse_step{cfg.eval.max_steps}{'' if method != 'omni' else '_' + flows[0]}"], out
 
     return fn
 

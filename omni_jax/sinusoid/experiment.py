@@ -25,7 +25,7 @@ from omni_jax.training import runner
 
 def recovered_waves(models: dict, cfg, num_tasks: int = 3, k_shot: int = 5) -> dict:
     """Figure 6's data: K=5 example tasks, predictions on a grid after each step."""
-    tasks, support, _ = ev.sample_test_tasks(cfg, prng_stream(cfg.seed, "figure", k_shot), num_tasks, k_shot)
+    tasks, support, _ = ev.sample_test_tasks(cfg, prng_stream(cfg.eval.seed, "figure", k_shot), num_tasks, k_shot)
     grid = jnp.linspace(cfg.data.x_min, cfg.data.x_max, 200)
     gx = jnp.broadcast_to(grid[None, :, None], (num_tasks, grid.size, 1))
     preds = ev.predictions_by_method(models, cfg, support, gx)

@@ -28,7 +28,8 @@ from omni_jax.data import sinusoid as sin_data
 from omni_jax.nn import FLOWS, OmniMLP
 from omni_jax.nn.models import KERNEL_INITS, mlp_dense_layers
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
-from omni_jax.training import (Chunk, Hook, TrainState, check_divisible, prng_stream, replicate, shard_tasks)
+from omni_jax.training import (Chunk, TrainState, check_divisible, prng_stream, replicate, shard_tasks,
+                               validation_hook)
 from omni_jax.training.runner import Program
 
 TRAINED_METHODS = ("baseline", "maml", "joint", "omni")
@@ -43,10 +44,10 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     req = config_lib.require
     config_lib.check_positive(cfg, "train.num_steps", "train.meta_batch", "train.k_shot", "train.k_query",
                               "train.pre_batch", "train.inner_lr", "train.inner_steps", "train.outer_lr",
-                              "train.chunk_size", "train.ckpt_every", "train.eval_every",
+                              "train.chunk_size", "train.ckpt_every", "train.val_every", "train.val_tasks",
                               "data.num_train_tasks", "data.points_per_task", "model.widths",
                               "eval.num_tasks", "eval.k_shots", "eval.num_query", "eval.max_steps",
-                              "eval.lr", "eval.num_val_tasks")
+                              "eval.lr")
     config_lib.check_positive(cfg, "model.branch_rank", "train.final_lr_ratio", allow_zero=True)
     for f in ("amp", "phase", "x"):
         lo, hi = cfg.data[f"{f}_min"], cfg.data[f"{f}_max"]
@@ -67,7 +68,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
     req(cfg.train.optimizer in ("adam", "sgd"), f"config field train.optimizer must be adam or sgd, got {cfg.train.optimizer!r}")
     req(cfg.eval.omni_head in FLOWS + ("ensemble",),
         f"config field eval.omni_head must be joint, pre, meta or ensemble, got {cfg.eval.omni_head!r}")
-    config_lib.check_multiples(cfg.train, "train", ("num_steps", "ckpt_every", "eval_every"), of="chunk_size")
+    config_lib.check_multiples(cfg.train, "train", ("num_steps", "ckpt_every", "val_every"), of="chunk_size")
     config_lib.check_omni_group(cfg.omni)
     if mesh is not None:
         check_divisible(cfg.train.meta_batch, mesh, "train.meta_batch")
@@ -80,11 +81,12 @@ _FIELDS_ADDED = {"model.kernel_init": "lecun_normal"}
 
 
 def fingerprint(cfg, method: str) -> dict:
-    """What a method's checkpoint depends on (not the eval settings, the method list, or the task
-    chunk, which changes the speed and memory of a step but not its result)."""
+    """What a method's checkpoint depends on (not the eval settings, the method list, the
+    validation, which only logs here, or the task chunk, which changes the speed and memory of a
+    step but not its result)."""
     return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
-                                  drop=("train.methods", "train.eval_every", "train.ckpt_every", "train.task_chunk",
-                                        "train.pre_chunk"), added=_FIELDS_ADDED)
+                                  drop=("train.methods", "train.val_every", "train.val_tasks", "train.ckpt_every",
+                                        "train.task_chunk", "train.pre_chunk"), added=_FIELDS_ADDED)
 
 
 # ---------------------------------------------------------------------------- model and losses
@@ -186,7 +188,8 @@ def training_set(cfg, mesh=None) -> Optional[sin_data.SinusoidDataset]:
 
 def setup(cfg, method: str, data=None, mesh=None) -> Program:
     """One method set up to train (see :class:`omni_jax.training.runner.Program`); ``data`` is
-    :func:`training_set`'s result. Its hook logs the validation MSE every ``train.eval_every`` steps."""
+    :func:`training_set`'s result. Its hook logs the validation MSE every ``train.val_every`` steps
+    (no selection: the last step is tested, as in the paper)."""
     from omni_jax.sinusoid.evaluate import validation_fn
     weights = config_lib.loss_weights(cfg.omni, method)
     model = make_model(cfg, method)
@@ -196,4 +199,5 @@ def setup(cfg, method: str, data=None, mesh=None) -> Program:
     return Program(state=replicate(init_state(cfg, model, optimizer, method), mesh),
                    chunk=Chunk(make_step(cfg, model, weights, optimizer, mesh), t.chunk_size),
                    num_steps=t.num_steps, ckpt_every=t.ckpt_every, data=replicate(data, mesh),
-                   hook=Hook(lambda state: (state, validation(model, state.params)), t.eval_every), model=model)
+                   hook=validation_hook(lambda params, _: validation(model, params), t.val_every, select=False),
+                   model=model)

@@ -271,18 +271,32 @@ class CheckpointStore:
         return target
 
     def restore(self, target: Any, step: Optional[int] = None) -> Any:
-        """Restores ``step`` (default: latest) into the structure of ``target`` (no fallback)."""
+        """Restores ``step`` (default: latest) into the structure of ``target`` (no fallback to an
+        earlier step). A target with a ``legacy_layouts()`` method (``[(old_target, convert)]``, see
+        :meth:`omni_jax.training.loop.TrainState.legacy_layouts`) also restores the layouts it had
+        on disk before, converted."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise OmniJaxError(f"no checkpoint in {self.directory}")
-        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
         try:
-            with _quiet_orbax():
-                return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            return self._restore_as(target, step)
         except Exception as e:  # orbax raises many kinds; all mean the same to the user
-            raise OmniJaxError(
-                f"checkpoint {self._step_dir(step)} is corrupted or does not match this model "
-                f"({_first_line(e)}); move it aside to start over") from None
+            error = e
+        # a checkpoint written before the state's type changed: its earlier layouts, if it has any
+        layouts = target.legacy_layouts() if callable(getattr(target, "legacy_layouts", None)) else []
+        for old_target, convert in layouts:
+            try:
+                return convert(self._restore_as(old_target, step))
+            except Exception:  # not this layout either
+                continue
+        raise OmniJaxError(
+            f"checkpoint {self._step_dir(step)} is corrupted or does not match this model "
+            f"({_first_line(error)}); move it aside to start over") from None
+
+    def _restore_as(self, target: Any, step: int) -> Any:
+        abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, target)
+        with _quiet_orbax():
+            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
     # ------------------------------------------------------------------ saving
 

@@ -27,13 +27,53 @@ from omni_jax.training.metrics import MetricsWriter
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything a training run needs to continue: a pytree, checkpointed whole."""
+    """Everything a training run needs to continue: a pytree, checkpointed whole.
+
+    Attributes:
+      step: the number of training steps taken.
+      params: the model's parameters (``{"params": ...}`` or the bare tree, as the model takes them).
+      opt_state: the optimizer's state (with the EMA teacher, :func:`omni_jax.omni.omni_optimizer`).
+      rng: a raw ``uint32[2]`` PRNG key (checkpointable).
+      batch_stats: BatchNorm's running statistics, for models that have them (else ``None``).
+      best: the best-so-far record of model selection on validation tasks
+        (:class:`omni_jax.training.selection.Best`), for runs that select (else ``None``).
+    """
 
     step: jnp.ndarray
     params: Any
     opt_state: Any
-    rng: jnp.ndarray  # a raw uint32[2] key (checkpointable)
-    extra: Any = None  # e.g. batch statistics
+    rng: jnp.ndarray
+    batch_stats: Any = None
+    best: Any = None
+
+    def legacy_layouts(self):
+        """``[(old_target, convert)]``: the layouts this state had on disk before it was typed
+        (one untyped ``extra`` field), for restoring checkpoints written then
+        (:meth:`omni_jax.training.checkpoint.CheckpointStore.restore`): ``old_target`` has the old
+        structure, ``convert(restored)`` makes this type of it. Only the layouts the experiments
+        wrote are known: nothing (sinusoid, RL without selection), RL's selection, and
+        classification's BatchNorm statistics with its selection."""
+        base = {"step": self.step, "params": self.params, "opt_state": self.opt_state, "rng": self.rng}
+
+        def state_of(d, batch_stats=None, best=None):
+            return TrainState(step=d["step"], params=d["params"], opt_state=d["opt_state"], rng=d["rng"],
+                              batch_stats=batch_stats, best=best)
+
+        if self.batch_stats is None and self.best is None:
+            return [(dict(base, extra=None), state_of)]
+        b = self.best
+        if self.batch_stats is None and b is not None and b.batch_stats is None:
+            old = {"best_params": b.params, "best_return": b.score, "best_step": b.step}
+            return [(dict(base, extra=old), lambda d: state_of(d, best=type(b)(
+                params=d["extra"]["best_params"], batch_stats=None, score=d["extra"]["best_return"],
+                step=d["extra"]["best_step"])))]
+        if self.batch_stats is not None and b is not None:
+            old = {"batch_stats": self.batch_stats, "best_params": b.params, "best_batch_stats": b.batch_stats,
+                   "best_val": b.score, "best_step": b.step}
+            return [(dict(base, extra=old), lambda d: state_of(d, batch_stats=d["extra"]["batch_stats"], best=type(b)(
+                params=d["extra"]["best_params"], batch_stats=d["extra"]["best_batch_stats"],
+                score=d["extra"]["best_val"], step=d["extra"]["best_step"])))]
+        return []
 
 
 Step = Callable[[TrainState, Any], Tuple[TrainState, Mapping]]

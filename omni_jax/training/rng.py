@@ -16,9 +16,9 @@ import jax
 STREAMS = {
     "init": 1,         # a method's parameters and its training key: path (method,)
     "dataset": 2,      # a fixed training set (sinusoid's 30,000 tasks)
-    "validation": 3,   # validation tasks during training
-    "test": 4,         # the test tasks, the same for every method: path (setting, ...)
-    "figure": 5,       # example tasks drawn for a figure
+    "validation": 3,   # validation tasks during training (model selection): under the training seed
+    "test": 4,         # the test tasks, the same for every method: under eval.seed; path (setting, ...)
+    "figure": 5,       # example tasks drawn for a figure: under eval.seed
 }
 
 

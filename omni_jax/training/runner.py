@@ -36,7 +36,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Generic, List, Mapping, Optional, Sequence, TypeVar
 
 import jax
 
@@ -47,6 +47,7 @@ from omni_jax.training import results as run_results
 from omni_jax.training.checkpoint import CheckpointStore
 from omni_jax.training.loop import Chunk, Hook, TrainState, train_loop
 from omni_jax.training.metrics import MetricsWriter
+from omni_jax.training.selection import selected
 from omni_jax.training.sharding import task_mesh
 
 RESULTS = "results.json"
@@ -54,16 +55,21 @@ EVALUATION = "evaluation.json"
 EVALUATIONS = "evaluations"   # every evaluation's records, side by side: evaluations/<key>.json
 
 
+Context = TypeVar("Context")   # what an experiment's methods share (datasets on the device, an environment)
+Model = TypeVar("Model")       # what its evaluation applies to a trained state (a network, a policy)
+
+
 @dataclasses.dataclass
-class Program:
+class Program(Generic[Model]):
     """One method, set up to train.
 
     Attributes:
       state: the initial :class:`TrainState`, placed on the mesh.
       chunk: its training steps, ``chunk(state, data) -> (state, metrics)``.
-      num_steps: the training length; ``ckpt_every`` the checkpoint period.
+      num_steps: the training length (``train.num_steps``); ``ckpt_every`` the checkpoint period.
       data: what every chunk call gets (a training set on the device, or ``None``).
-      hook: host-side validation / model selection during training.
+      hook: validation and model selection during training
+        (:func:`omni_jax.training.selection.validation_hook`).
       model: the network (or policy) the evaluation applies to the trained state.
     """
 
@@ -73,14 +79,15 @@ class Program:
     ckpt_every: int
     data: Any = None
     hook: Optional[Hook] = None
-    model: Any = None
+    model: Optional[Model] = None
 
 
 @dataclasses.dataclass
-class Trained:
-    """A method after training: its program and its final state."""
+class Trained(Generic[Model]):
+    """A method after training: its program and its final state (:func:`selection.selected
+    <omni_jax.training.selection.selected>` gives what it is tested with)."""
 
-    program: Program
+    program: Program[Model]
     state: TrainState
 
 
@@ -99,54 +106,62 @@ class Evaluator:
         raise NotImplementedError
 
 
-class Experiment:
+class Experiment(Generic[Context, Model]):
     """What one experiment provides to :func:`train_and_evaluate`. Subclasses override.
 
+    Every experiment's config shares the vocabulary the runner reads: ``train.methods``,
+    ``train.num_steps`` (the training length), ``train.val_every`` and ``train.val_tasks``
+    (validation and model selection), ``eval.seed`` (the test tasks) and ``seed``.
     ``check``, ``fingerprint`` and ``setup`` are often plain functions of the
     experiment's training module, set as ``check = staticmethod(train.check)``.
     """
 
     name: str = "experiment"
-    steps_field: str = "num_steps"  # the field of cfg.train that holds the training length
+    score_name: str = "score"   # what a selecting run's validation score is (for the log line)
 
     def check(self, cfg, mesh) -> None:
         """Raises ``OmniJaxError`` naming the config field that is wrong."""
-
-    def methods(self, cfg) -> Sequence[str]:
-        return tuple(cfg.train.methods)
-
-    def num_steps(self, cfg) -> int:
-        return cfg.train[self.steps_field]
 
     def fingerprint(self, cfg, method: str) -> dict:
         """What a method's checkpoint depends on (never the evaluation settings)."""
         raise NotImplementedError
 
-    def prepare(self, cfg, mesh) -> Any:
+    def prepare(self, cfg, mesh) -> Context:
         """What every method of a run shares (datasets on the device, the environment)."""
         return None
 
-    def describe(self, cfg, context, mesh) -> str:
+    def describe(self, cfg, context: Context, mesh) -> str:
         """One line on what is about to run."""
         return f"omni-jax {self.name}: {mesh.devices.size} {jax.devices()[0].platform} device(s)"
 
-    def setup(self, cfg, method: str, context, mesh) -> Program:
+    def setup(self, cfg, method: str, context: Context, mesh) -> Program[Model]:
         raise NotImplementedError
 
-    def evaluator(self, cfg, programs: Mapping[str, Program], context, mesh) -> Evaluator:
+    def evaluator(self, cfg, programs: Mapping[str, Program[Model]], context: Context, mesh) -> Evaluator:
         raise NotImplementedError
 
     def table(self, cfg, records: List[dict]) -> str:
         """The results as text (a title line, then a table at most 100 columns wide)."""
         raise NotImplementedError
 
-    def plots(self, cfg, records: List[dict], trained: Mapping[str, Trained], context,
+    def plots(self, cfg, records: List[dict], trained: Mapping[str, Trained[Model]], context: Context,
               workdir: Path) -> List[Path]:
         """Writes the experiment's figures; returns their paths."""
         return []
 
-    def after_training(self, method: str, state: TrainState, log: Callable[[str], None]) -> None:
-        """Says something about a finished method (for example its selected step)."""
+
+def _after_training(experiment: Experiment, method: str, state: TrainState, log: Callable[[str], None]) -> None:
+    """One line on a finished method's selection, and one on its skipped updates, if it had any."""
+    from omni_jax.omni import skipped_updates
+    chosen = selected(state)
+    if chosen.score is not None:
+        log(f"{method}: selected step {chosen.step} (validation {experiment.score_name} {chosen.score:.4g})")
+    try:
+        skipped = int(skipped_updates(state.opt_state)[1])
+    except ValueError:   # not an omni_optimizer state: nothing counted
+        skipped = 0
+    if skipped:
+        log(f"{method}: {skipped} non-finite update(s) skipped (see {method}/metrics.jsonl)")
 
 
 def _print(msg: str) -> None:
@@ -203,11 +218,11 @@ def _keep_other_methods(experiment: "Experiment", cfg, workdir: Path, mesh, log)
     still finished under this config are restored and evaluated again with this run's, so
     ``results.json`` and the figures keep them. Returns the config with their names added to
     ``train.methods`` (``cfg`` itself when there is nothing to keep)."""
-    methods = tuple(experiment.methods(cfg))
+    methods = tuple(cfg.train.methods)
     others = [m for m in _previous_methods(workdir) if m not in methods]
-    if not others or "methods" not in cfg.train:
+    if not others:
         return cfg
-    total = experiment.num_steps(cfg)
+    total = cfg.train.num_steps
     kept, dropped = [], []
     for m in others:
         try:
@@ -270,8 +285,8 @@ def trained_models(experiment: Experiment, cfg, workdir, methods: Optional[Seque
     workdir = Path(workdir)
     mesh = task_mesh()
     experiment.check(cfg, mesh)
-    methods = tuple(methods or experiment.methods(cfg))
-    total = experiment.num_steps(cfg)
+    methods = tuple(methods or cfg.train.methods)
+    total = cfg.train.num_steps
     for method in methods:   # every one before building anything
         directory = workdir / method / "checkpoints"
         step = CheckpointStore.peek(directory, experiment.fingerprint(cfg, method))
@@ -327,8 +342,8 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     experiment.check(cfg, mesh)
     if not train_only:   # training alone leaves the results of the others as they are
         cfg = _keep_other_methods(experiment, cfg, workdir, mesh, log)   # only finished ones: --eval-only too
-    methods = tuple(experiment.methods(cfg))
-    total = experiment.num_steps(cfg)
+    methods = tuple(cfg.train.methods)
+    total = cfg.train.num_steps
     done = {}
     for method in methods:  # every checkpoint against this config before training any (creating nothing)
         done[method] = CheckpointStore.peek(workdir / method / "checkpoints", experiment.fingerprint(cfg, method)) or 0
@@ -385,7 +400,7 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
             run_results.check_updates(method, state, program.num_steps)  # learned nothing: no numbers
             trained[method] = Trained(program, state)
             timings[method] = time.perf_counter() - t0
-            experiment.after_training(method, state, log)
+            _after_training(experiment, method, state, log)
         if train_only:
             completed = True
             log("time this run: " + ", ".join(f"{m} {s:.0f}s" for m, s in timings.items())
