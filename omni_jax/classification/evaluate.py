@@ -158,8 +158,7 @@ class Evaluator:
         if self.cfg.maml_tasks_per_call and any(a == "maml" for h in heads for g in self.spec.head_groups(h)
                                                 for _, a in g):
             # MAML's test-time steps vmapped over tasks give each task's convolutions their own
-            # kernels: XLA:CPU runs those batched convolutions several times slower than one task's
-            # (the same 38 tasks, 5-way 5-shot: 31 s against 73 s at 19 tasks per call, compile included)
+            # kernels: XLA:CPU runs those batched convolutions slower than one task's (docs/benchmarks.md)
             t = min(t, self.cfg.maml_tasks_per_call)
         chunk = self._chunk_fn(heads, n_way, k_shot, n_query)
         base = key

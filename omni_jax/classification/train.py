@@ -50,7 +50,7 @@ class TrainConfig:
     maml_first_order: bool = False
     maml_task_chunk: int = 1    # tasks adapted at once (maml.map_tasks; 0: all in one vmap). 1: one after another,
                                 # unbatched convolutions; a vmap gives every task its own kernels, a batched
-                                # convolution (first-order, 4 tasks, Conv-4, 2 CPU cores: 0.57 s a step, vmap 1.63 s)
+                                # convolution, slower on a CPU (docs/benchmarks.md)
     matching_fce: bool = True   # MatchingNet's full context embeddings (the module exists iff on)
     matching_scale: float = 100.0
     distill_on: str = "probs"   # what R_pre / R_meta compare: "probs" (softmax) or "logits"
@@ -173,5 +173,5 @@ def make_train_chunk(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, aug: Au
                      chunk_size: int) -> Chunk:
     """``chunk(state, split) -> (state, mean metrics)`` running ``chunk_size`` steps, each jitted
     alone and dispatched from Python (``Chunk(scan=False)``): on XLA:CPU a Conv-4 step inside a
-    ``lax.scan`` ran about 35x slower than the same step jitted alone (39 s vs 0.22 s per 5 steps)."""
+    ``lax.scan`` runs far slower than the same step jitted alone (docs/benchmarks.md)."""
     return Chunk(make_train_step(net, spec, tc, aug), chunk_size, scan=False)

@@ -1,4 +1,4 @@
-"""``omni-jax classify --quick``: a smoke run of the whole pipeline in a minute or two on 2 CPU cores.
+"""``omni-jax classify --quick``: a smoke run of the whole pipeline.
 
 :func:`shrink` makes the quick variant of any classification config
 (``classify_glyphs_quick`` and ``classify_synthetic_quick`` use it).

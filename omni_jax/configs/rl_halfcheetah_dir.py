@@ -2,7 +2,7 @@
 
     omni-jax rl --env halfcheetah_dir --quick                                   # a CPU smoke run
     omni-jax rl --env halfcheetah_dir --workdir runs/rl_halfcheetah_dir         # the paper's protocol (a GPU)
-    omni-jax rl --env halfcheetah_dir --config.env.backend=generalized          # MuJoCo-like physics, ~2.5x slower
+    omni-jax rl --env halfcheetah_dir --config.env.backend=generalized          # MuJoCo-like physics, slower
 
 Everything but the task is the velocity experiment's config (rl_halfcheetah_vel.py).
 """

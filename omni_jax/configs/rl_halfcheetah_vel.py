@@ -2,10 +2,9 @@
 
     omni-jax rl --env halfcheetah_vel --quick                                   # a CPU smoke run
     omni-jax rl --env halfcheetah_vel --workdir runs/rl_halfcheetah_vel                    # the paper's protocol (a GPU)
-    omni-jax rl --env halfcheetah_vel --config.env.backend=generalized          # MuJoCo-like physics, ~2.5x slower
+    omni-jax rl --env halfcheetah_vel --config.env.backend=generalized          # MuJoCo-like physics, slower
 
-The backend defaults to 'spring': on a 2-core CPU it ran about 5,000 steps/s
-against about 2,000 for 'generalized' (see omni_jax/rl/envs.py).
+The backend defaults to 'spring', the fastest on a CPU (see omni_jax/rl/envs.py).
 """
 import ml_collections
 

@@ -1,4 +1,4 @@
-"""HalfCheetah velocity sized for 2 CPU cores: Baseline, MAML and Omni-Training train in about 90 minutes.
+"""HalfCheetah velocity sized for 2 CPU cores (Baseline, MAML and Omni-Training; times in docs/rl.md).
 
     omni-jax rl --config rl_halfcheetah_vel_cpu --workdir runs/rl_halfcheetah_vel_cpu   # resumes when rerun
 

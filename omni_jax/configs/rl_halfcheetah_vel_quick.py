@@ -1,4 +1,4 @@
-"""``omni-jax rl --env halfcheetah_vel --quick``: a smoke run of the whole pipeline in under 3 minutes on 2 CPU cores (mostly compiling)."""
+"""``omni-jax rl --env halfcheetah_vel --quick``: a smoke run of the whole pipeline (mostly compiling)."""
 import ml_collections
 
 from omni_jax.configs import rl_halfcheetah_vel

@@ -23,7 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     p.activation = "tanh"
     p.init_log_std = 0.0
     p.kernel_init = "xavier_uniform"      # pytorch-maml-rl's (PyTorch's xavier_uniform_); with Flax's
-                                          # lecun_normal every method adapts ~3x slower per step (README)
+                                          # lecun_normal every method adapts slower per step (docs/rl.md)
     p.flows_start_as_joint = True         # zero branches, pre/meta heads copied from joint at init
 
     c.train = t = ml_collections.ConfigDict()

@@ -1,4 +1,4 @@
-"""``omni-jax sinusoid --quick``: a smoke run of the whole pipeline in about a minute on 2 CPU cores."""
+"""``omni-jax sinusoid --quick``: a smoke run of the whole pipeline."""
 import ml_collections
 
 from omni_jax.configs import sinusoid

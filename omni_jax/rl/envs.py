@@ -20,10 +20,8 @@ the rollout (``omni_jax.rl.rollout``) runs a fixed number of steps and masks
 the steps after ``done``.
 
 Physics backend. The cheetah's backend is a config field (``env.backend``:
-generalized, positional, spring or mjx). The default is ``spring``: on a
-2-core CPU it ran about 5,000 steps/s against about 2,000 for
-``generalized``, and this project's CPU runs (tests, quick runs, the claim
-run) are bounded by it. ``generalized`` is the most faithful to MuJoCo and the
+generalized, positional, spring or mjx). The default is ``spring``, the
+fastest on a CPU (docs/benchmarks.md), which bounds this project's CPU runs. ``generalized`` is the most faithful to MuJoCo and the
 choice for a full-protocol GPU run (``--config.env.backend=generalized``).
 """
 from __future__ import annotations

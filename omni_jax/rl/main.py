@@ -5,7 +5,7 @@ from omni_jax import cli
 
 ENVS = ("navigation2d", "halfcheetah_vel", "halfcheetah_dir")
 EXAMPLES = """\
-  omni-jax rl --env navigation2d --workdir runs/rl_navigation2d     # the paper's protocol (~20 min, 2 CPU cores)
+  omni-jax rl --env navigation2d --workdir runs/rl_navigation2d     # the paper's protocol
   omni-jax rl --env halfcheetah_vel --quick                         # a smoke run (halfcheetah_dir too)
   omni-jax rl --env navigation2d --config.train.first_order=True    # first-order MAML-RL
   omni-jax rl --env halfcheetah_dir --config.env.backend=generalized

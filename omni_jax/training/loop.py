@@ -96,9 +96,8 @@ class Chunk:
     With ``scan=True`` the steps are one jitted ``lax.scan``. With
     ``scan=False`` one jitted step is dispatched ``chunk_size`` times from
     Python (asynchronously, so the host never waits between steps): on
-    XLA:CPU a convolutional step inside a scan's while loop ran about 35x
-    slower than the same step jitted alone, while dispatch costs well under
-    1 ms a step. :meth:`compile` compiles ahead of time (XLA releases the GIL,
+    XLA:CPU a convolutional step inside a scan's while loop runs far slower
+    than the same step jitted alone (docs/benchmarks.md). :meth:`compile` compiles ahead of time (XLA releases the GIL,
     so it can run in a worker thread); the later calls find the executable.
     Each instance owns its jitted function: nothing is cached per process.
     """
