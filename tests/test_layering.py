@@ -74,7 +74,8 @@ def test_pure_rooms_siblings_subcommands_and_unplaced_rooms(tmp_path):
     report = devtools.check(root)
     assert [(a.where(), why) for a, why in report.upward] == [
         ("omni_jax/glyphs/build.py:1: omni_jax.glyphs.build imports omni_jax.data.main", "glyphs -> cli: upward"),
-        ("omni_jax/omni.py:1: omni_jax.omni imports omni_jax.files", "omni -> files: omni is pure and knows nothing of files"),
+        ("omni_jax/omni.py:1: omni_jax.omni imports omni_jax.files",
+         "omni -> files: omni is pure and knows nothing of files"),
         ("omni_jax/rl/train.py:1: omni_jax.rl.train imports omni_jax.sinusoid.train",
          "rl -> sinusoid: sideways (the two are siblings on one level)")]
     assert report.unplaced == ["extras"]
