@@ -114,6 +114,7 @@ def arrows(root: Optional[Path] = None) -> List[Arrow]:
 
 
 def room(module: str) -> str:
+    """The room of a module: its first name under the package, ``cli`` for a subpackage's ``main``."""
     parts = module.split(".")
     if len(parts) == 1:
         return parts[0]
