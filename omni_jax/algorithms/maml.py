@@ -51,9 +51,7 @@ def sgd_adapt(loss_fn: Callable[[Params], jnp.ndarray], params: Params, *, lr: f
         outputs are stacked along a leading ``num_steps`` axis.
       unroll: ``lax.scan``'s ``unroll`` (``True``: every step inlined). XLA:CPU runs a
         convolution inside a loop body an order of magnitude slower than the same
-        convolution inlined: for Conv-4 on 25 images (2 cores), one inner gradient took
-        22 ms alone, 320 ms per step in a rolled 5-step scan and 23 ms per step unrolled
-        (second-order through 5 steps: 4.9 s rolled, 0.52 s unrolled).
+        convolution inlined (docs/benchmarks.md).
 
     Returns:
       ``(adapted_params, observed)``; ``observed`` is ``None`` without ``observe``.
@@ -84,14 +82,12 @@ def map_tasks(task_fn: Callable[[Params, dict], Tuple[jnp.ndarray, Any]], params
     recomputes a chunk's forward pass from its inputs instead of keeping every chunk's
     intermediates, so the memory of a step is that of one chunk, and each chunk's working set
     stays in cache through its forward and backward passes. Without it ``lax.map`` keeps the
-    intermediates of every chunk and a chunked step needs more memory than an unchunked one. For
-    10,000 sinusoid tasks on 2 CPU cores (the dense path, chunks of 1,000), the step ran 1.64x
-    faster with it, at 681 MB peak against 1,155 MB without it (907 MB unchunked).
+    intermediates of every chunk and a chunked step needs more memory than an unchunked one
+    (measured in docs/benchmarks.md).
 
     ``task_chunk=1`` is a plain ``lax.map``, one task after the other with no batch axis:
     where each task has parameters of its own (an adapted network) and many points, XLA:CPU
-    runs the unbatched matrix products several times faster than the batched ones
-    (RL's inner REINFORCE step over 20 tasks × 2,000 steps: 45 ms against 196 ms, 2 cores).
+    runs the unbatched matrix products faster than the batched ones.
     ``unroll`` is that loop's (``lax.scan``'s ``unroll``; see :func:`sgd_adapt` for convolutions).
     """
     t = jax.tree_util.tree_leaves(episode)[0].shape[0]
@@ -165,9 +161,8 @@ def _dense_deltas(layers: Sequence[DenseLayer], activation, derivative, factors,
     through the activation it is multiplied by the activation's derivative at ``z`` (``derivative``,
     or a forward-mode derivative when it is ``None``). Written out rather than taken with
     ``jax.grad`` with respect to zero probes on ``z``, and with the closed-form derivative rather
-    than the activation's ``vjp``: the same numbers, and on XLA:CPU, for 1,000 sinusoid tasks, the
-    second-order meta-gradient ran 1.8x faster than with the probes and 2.4x faster than with the
-    ``vjp``."""
+    than the activation's ``vjp``: the same numbers, and a faster second-order meta-gradient on
+    XLA:CPU."""
     deltas = [None] * len(layers)
     d = out_grad
     for i in range(len(layers) - 1, -1, -1):
@@ -195,10 +190,8 @@ def maml_dense(layers_fn: DenseLayersFn, task_loss: Callable[[jnp.ndarray, jnp.n
         derivative (``None``: forward-mode autodiff), for example
         :func:`omni_jax.nn.models.mlp_dense_layers`.
       task_loss, inner_lr, num_steps, first_order: as for :func:`maml`.
-      task_chunk: tasks per chunk (:func:`map_tasks`). On 2 CPU cores (2x64 tanh network, K = 10,
-        10 queries) the step ran at about 50k tasks/s for 1,000 tasks at once but at 21-28k for
-        2,000-30,000 at once (out of cache); in rematerialised chunks of 500-1,000 it held
-        37-48k tasks/s from 1,500 to 30,000 tasks, with a peak memory flat at about 0.65 GB.
+      task_chunk: tasks per chunk (:func:`map_tasks`); chunks of 500-1,000 keep a step's working
+        set in cache and its memory flat in the number of tasks (docs/benchmarks.md).
     """
 
     def one_task(params, task, flow):

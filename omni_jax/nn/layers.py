@@ -149,10 +149,8 @@ class BatchNorm(nn.Module):
     ``mean``, ``var``, the biased batch variance), momentum rule and values
     (the one-pass variance ``E[x²] - E[x]²`` that flax uses by default). The
     normalisation is folded into one multiply-add, ``x·a + b`` with ``a =
-    scale/√(var+ε)`` and ``b = bias - mean·a``: on XLA:CPU its forward and
-    backward pass on a Conv-4 activation (105×28×28×64) took 15.6 ms against
-    26.4 ms for ``flax.linen.BatchNorm``, and the whole single-threaded Conv-4
-    training step 1.28× (ProtoNet) and 1.09× (Baseline) faster.
+    scale/√(var+ε)`` and ``b = bias - mean·a``, which XLA:CPU runs faster than
+    ``flax.linen.BatchNorm`` (measured in docs/benchmarks.md).
     """
 
     use_running_average: Optional[bool] = None
