@@ -2,10 +2,10 @@
 the purge after a resume, ``tensorboard=False``, and a failing event file.
 
 The event files are read back with a small TFRecord reader over tensorboardX's own ``Event`` proto
-(checking the records' CRCs), and TensorBoard's view is rebuilt the way TensorBoard builds it: files
-in the order of their names, and a ``SessionLog.START`` at step ``s`` discarding the events with step
-``>= s`` read before it. Where the ``tensorboard`` package is installed (it is not a dependency), the
-same files also go through its ``EventAccumulator`` (``purge_orphaned_data=True``, its default)."""
+(checking the records' CRCs), and TensorBoard's view is rebuilt the way TensorBoard builds it, with
+the purge rules of each of its readers (:func:`tensorboard_view`). Where the ``tensorboard`` package
+is installed (it is not a dependency), the same files also go through its Python readers
+(``purge_orphaned_data=True``, their default)."""
 import errno
 import json
 import math
@@ -43,36 +43,61 @@ def read_records(path):
     return out
 
 
-def tensorboard_view(directory):
-    """``{tag: [(step, value), ...]}`` as TensorBoard shows the folder (purges applied)."""
-    points = {}
+READERS = ("server", "legacy", "data_server")
+
+
+def tensorboard_view(directory, reader="server"):
+    """``{tag: [(step, value), ...]}`` as TensorBoard shows the folder, reading its files in the order of
+    their names, with the purge rules of its ``reader``:
+
+    * ``server``: a ``SessionLog.START`` at step ``s`` discards the points read before it with step
+      ``>= s``, except a run's first START (the session's start): TensorBoard's Python server
+      (``--load_fast=false``, its plugin accumulator);
+    * ``legacy``: every START purges (its older ``EventAccumulator``);
+    * ``data_server``: STARTs are ignored; a point of a tag at a step not after the tag's last one
+      discards the tag's points from that step on (the Rust data server, the default viewer).
+    """
+    points, seen_start = {}, reader == "legacy"
     for path in event_files(directory):
         for event in read_records(path):
-            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
-                points = {t: [p for p in ps if p[0] < event.step] for t, ps in points.items()}
+            if reader != "data_server" and event.HasField("session_log") \
+                    and event.session_log.status == SessionLog.START:
+                if seen_start:
+                    points = {t: [p for p in ps if p[0] < event.step] for t, ps in points.items()}
+                seen_start = True
             for v in event.summary.value:
-                points.setdefault(v.tag, []).append((event.step, v.simple_value))
+                ps = points.setdefault(v.tag, [])
+                if reader == "data_server" and ps and event.step <= ps[-1][0]:
+                    ps[:] = [p for p in ps if p[0] < event.step]
+                ps.append((event.step, v.simple_value))
     return points
 
 
-def accumulator_view(directory):
-    """The same through TensorBoard's own reader, or ``None`` without the ``tensorboard`` package."""
+def accumulator_views(directory):
+    """The same through TensorBoard's own readers (``purge_orphaned_data=True``, their default): the
+    server's plugin accumulator and the older ``EventAccumulator``; none without the ``tensorboard``
+    package (it is not a dependency)."""
     try:
-        from tensorboard.backend.event_processing import event_accumulator
+        from tensorboard.backend.event_processing import event_accumulator, plugin_event_accumulator
+        from tensorboard.util import tensor_util
     except ImportError:
-        return None
-    acc = event_accumulator.EventAccumulator(str(directory), purge_orphaned_data=True)
-    acc.Reload()
-    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+        return []
+    old = event_accumulator.EventAccumulator(str(directory), purge_orphaned_data=True)
+    old.Reload()
+    server = plugin_event_accumulator.EventAccumulator(str(directory), purge_orphaned_data=True)
+    server.Reload()
+    return [{t: [(e.step, e.value) for e in old.Scalars(t)] for t in old.Tags()["scalars"]},
+            {t: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in server.Tensors(t)]
+             for t in server.Tags()["tensors"]}]
 
 
 def assert_views(directory, expected):
     """TensorBoard shows ``expected`` (float32 values, as event files hold them)."""
     expected = {t: [(s, pytest.approx(float(np.float32(v)), nan_ok=True)) for s, v in ps] for t, ps in expected.items()}
-    assert tensorboard_view(directory) == expected
-    acc = accumulator_view(directory)
-    if acc is not None:
-        assert acc == expected
+    for reader in READERS:
+        assert tensorboard_view(directory, reader) == expected, reader
+    for view in accumulator_views(directory):
+        assert view == expected
 
 
 def jsonl_view(path):
@@ -119,6 +144,20 @@ def test_a_resume_shows_each_step_once_with_the_new_values(tmp_path):
     assert jsonl_view(d / "metrics.jsonl") == expected
     assert_views(d, expected)
     assert len(event_files(d)) == 2
+
+
+def test_a_resume_that_has_not_caught_up_shows_only_the_kept_steps_and_the_new_ones(tmp_path):
+    d = tmp_path / "omni"
+    first = MetricsWriter(d / "metrics.jsonl", warn=pytest.fail)
+    first.truncate_after(0)
+    for step in (1, 2, 3, 4, 5, 6):
+        first.write(step, {"loss/total": 10.0 + step, **({"val/acc": 0.1 * step} if step % 2 == 0 else {})})
+    resumed = MetricsWriter(d / "metrics.jsonl", warn=pytest.fail)
+    resumed.truncate_after(3)                                        # checkpoint 3: val/acc last kept at 2
+    resumed.write(4, {"loss/total": 24.0})
+    expected = {"loss/total": [(1, 11.0), (2, 12.0), (3, 13.0), (4, 24.0)], "val/acc": [(2, 0.2)]}
+    assert jsonl_view(d / "metrics.jsonl") == expected
+    assert_views(d, expected)
 
 
 def test_a_purge_is_written_even_when_nothing_follows_it(tmp_path):

@@ -75,12 +75,16 @@ class MetricsWriter:
       no file), each process's writer in a new file, and flushed to disk after each write,
       so a live ``tensorboard`` follows the curves and a killed run loses nothing that
       ``metrics.jsonl`` has;
-    * after ``truncate_after(step)`` the new event file starts with the ``SessionLog.START``
-      event at ``step + 1`` (what tensorboardX writes for ``SummaryWriter(purge_step=...)``):
-      TensorBoard then discards the earlier files' events after ``step``, so each step shows
-      once, with the values of the resumed run. When the folder holds no event file yet (a
-      run made before TensorBoard logging, or with it off), the records kept are written
-      to a new one there and then, so the curves start at the beginning;
+    * each event file starts with a ``SessionLog.START`` event (as TensorFlow's supervisor wrote,
+      and tensorboardX's ``SummaryWriter(purge_step=...)``), at the first step it holds or, after
+      ``truncate_after(step)``, at ``step + 1``. TensorBoard takes a run's first START as the
+      start of its session and each later one as a restart: it discards the events read before
+      it (in the earlier files) with steps from there on, so after a resume each step shows once,
+      with the values of the resumed run. (The data server of ``tensorboard`` ignores STARTs:
+      for it the new file starts a little earlier and logs the last kept records again, see
+      :func:`_restart`.) When the folder holds no event file yet (a run made before TensorBoard
+      logging, or with it off), the records kept are written to a new one there and then, so
+      the curves start at the beginning;
     * an error writing the event file (disk full, permissions, ...) is reported once, as one
       line through ``warn``, and TensorBoard logging stops for this writer; ``metrics.jsonl``
       goes on. (tensorboardX's ``SummaryWriter`` writes from a background thread, where such
@@ -126,7 +130,7 @@ class MetricsWriter:
         except OSError:
             return []
 
-    def _open_events(self):
+    def _open_events(self, start: int):
         from tensorboardX.event_file_writer import EventsWriter
         from tensorboardX.proto.event_pb2 import Event, SessionLog
         from tensorboardX.record_writer import directory_check
@@ -139,9 +143,8 @@ class MetricsWriter:
         suffix = f".{time.time_ns()}.{os.getpid()}"
         writer = EventsWriter(str(self.event_dir / "events"), suffix)
         try:
-            if self._purge_step is not None:
-                writer.write_event(Event(step=self._purge_step, wall_time=time.time(),
-                                         session_log=SessionLog(status=SessionLog.START)))
+            writer.write_event(Event(step=start, wall_time=time.time(),
+                                     session_log=SessionLog(status=SessionLog.START)))
             writer.flush()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -158,7 +161,8 @@ class MetricsWriter:
             return
         try:
             if self._events is None:
-                self._events = self._open_events()
+                start = self._purge_step if self._purge_step is not None else records[0][0] if records else 0
+                self._events = self._open_events(start)
             now = time.time()
             for step, metrics in records:
                 values = [Summary.Value(tag=str(k), simple_value=x)
@@ -246,8 +250,31 @@ class MetricsWriter:
             files.write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in keep))
         if not self.tensorboard:
             return
+        as_events = lambda rs: [(r["step"], {k: v for k, v in r.items() if k != "step"}) for r in rs]
         if not had_events:
             if keep:                                  # the curves so far, from metrics.jsonl
-                self._write_events([(r["step"], {k: v for k, v in r.items() if k != "step"}) for r in keep])
+                self._write_events(as_events(keep))
         elif len(keep) != len(records):               # purge now, even if nothing is written after
-            self._write_events([])
+            self._purge_step, again = _restart(keep, [r for r in records if step is None or r["step"] > step],
+                                                  self._purge_step)
+            self._write_events(as_events(again))
+
+
+def _restart(kept: List[dict], dropped: List[dict], after: int) -> Tuple[int, List[dict]]:
+    """Where the event file of a resumed run starts its session, and the kept records it logs again.
+
+    A START at ``after`` (the step after the checkpoint) purges the dropped steps in
+    TensorBoard's Python readers; its data server (``--load_fast``, the default) ignores STARTs
+    and drops a tag's points only when the tag is logged again at a step not after its last
+    one. So the new file starts at the last step kept of the tags whose points were dropped
+    (the earliest of them) and logs the kept records from there again: every reader then drops
+    the points after it and shows the kept ones once. (A tag dropped without any point kept
+    shows its old points in the data server until the resumed run logs it again.)"""
+    tags = {k for r in dropped for k, v in r.items() if k != "step" and _scalar(v) is not None}
+    last = {}
+    for r in kept:
+        for k, v in r.items():
+            if k in tags and _scalar(v) is not None:
+                last[k] = max(last.get(k, r["step"]), r["step"])
+    start = min([after, *last.values()])
+    return start, [r for r in kept if r["step"] >= start]
