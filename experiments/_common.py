@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import signal
 import sys
 from pathlib import Path
@@ -110,7 +109,7 @@ def run(name: str, body: Callable[[], Optional[int]], argv: Optional[Sequence[st
     written atomically and a rerun resumes from the last checkpoint)."""
     if argv is None:
         from omni_jax import cli
-        signal.signal(signal.SIGINT, cli._exit_on_interrupt)
+        signal.signal(signal.SIGINT, cli.exit_on_interrupt)
     try:
         return int(body() or 0)
     except OmniJaxError as e:
@@ -164,18 +163,10 @@ def check_data_dir(protocols: Sequence[str], data_dir: Optional[str]) -> None:
 
 
 def finished_records(run_dir: Path, cfg) -> Optional[list]:
-    """The records of the runner's evaluation of ``cfg`` in ``run_dir`` (its
-    ``evaluations/<key>.json``, kept beside later evaluations of other configs), or ``None`` when
-    this config has not been evaluated there. Reads only; trains and evaluates nothing."""
+    """The records of the runner's evaluation of ``cfg`` in ``run_dir``, or ``None``
+    (:func:`omni_jax.training.runner.evaluated_records`)."""
     from omni_jax.training import runner
-    stamp = runner.evaluation_stamp(cfg, tuple(cfg.train.methods))
-    path = Path(run_dir) / runner.EVALUATIONS / f"{runner.evaluation_key(stamp)}.json"
-    if not path.is_file():
-        return None
-    saved = files.read_json(path, expect=dict)
-    if saved.get("stamp") != json.loads(json.dumps(stamp)) or not isinstance(saved.get("records"), list):
-        return None
-    return saved["records"]
+    return runner.evaluated_records(cfg, run_dir)
 
 
 @dataclasses.dataclass(frozen=True)

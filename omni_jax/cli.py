@@ -118,8 +118,8 @@ def build_parser(command: Optional[str] = None):
 INTERRUPTED = "omni-jax: interrupted; run the same command again to resume from the last checkpoint\n"
 
 
-def _exit_on_interrupt(signum, frame):
-    """The command line's Ctrl-C: say so and end the process now, as a kill would (every file the
+def exit_on_interrupt(signum, frame):
+    """The command line's Ctrl-C handler (also the ``experiments/`` drivers'): say so and end the process now, as a kill would (every file the
     run writes is atomic, and the rerun resumes from the last intact checkpoint). Raising
     KeyboardInterrupt instead can be lost: while orbax saves a checkpoint through asyncio, asyncio's
     runner turns a SIGINT into the cancellation of its task, which orbax catches (the likely cause of
@@ -138,7 +138,7 @@ def _exit_on_interrupt(signum, frame):
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv_given = argv
     if argv_given is None:
-        signal.signal(signal.SIGINT, _exit_on_interrupt)
+        signal.signal(signal.SIGINT, exit_on_interrupt)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
     parser, module = build_parser(command)

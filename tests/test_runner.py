@@ -246,6 +246,10 @@ def test_each_evaluation_is_kept_and_evaluate_only_never_trains(tmp_path):
     for p in kept:
         stamp = json.loads(p.read_text())["stamp"]
         assert p.stem == runner.evaluation_key(stamp)
+    # each config's evaluation is read back by its config, whichever is the latest
+    assert runner.evaluated_records(toy_config(), tmp_path) == first
+    assert runner.evaluated_records(toy_config(**{"eval.offset": 2.0}), tmp_path) == second
+    assert runner.evaluated_records(toy_config(**{"eval.offset": 3.0}), tmp_path) is None
 
 
 def test_train_only_trains_every_method_and_writes_no_results(tmp_path):

@@ -213,7 +213,9 @@ def test_end_to_end_quick_run(trained_workdir, tmp_path, capsys):
     for m in ("baseline", "maml", "joint", "omni"):
         lines = (wd / m / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(l)["step"] for l in lines] == list(range(50, 301, 50))
-        assert "val/mse_step10" in lines[-1] or "val/mse_step10_joint" in lines[-1]
+        last = json.loads(lines[-1])
+        assert "val/mse_step10" in last and "val/mse_step1" in last          # the joint flow, every method's
+        assert ("val/mse_step10_meta" in last and "val/mse_step10_pre" in last) == (m == "omni")
         assert json.loads(lines[-1])["skipped_total"] == 0
     # Reported as omni with another head: only the evaluation runs again, and omni is then that head.
     code, out, err = run_cli(capsys, "sinusoid", "--quick", "--no-progress", "--workdir", str(wd),

@@ -22,7 +22,9 @@ report. :func:`train_and_evaluate` owns the rest, the same for all three:
    files written);
 6. print the table and the timings.
 
-Work directory: ``<method>/checkpoints/``, ``<method>/metrics.jsonl``,
+Work directory: ``<method>/checkpoints/``, ``<method>/metrics.jsonl`` (and the same
+metrics as TensorBoard event files beside it: ``tensorboard --logdir`` on the work directory, or
+on a folder of them, shows every method side by side),
 ``results.json``, ``evaluation.json`` and the experiment's figures. Only
 process 0 of a multi-process run writes files other than checkpoints.
 """
@@ -178,6 +180,21 @@ def evaluation_key(stamp: dict) -> str:
     return hashlib.sha256(json.dumps(stamp, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def evaluated_records(cfg, workdir) -> Optional[List[dict]]:
+    """The records of the evaluation of ``cfg`` (all of ``train.methods``) in ``workdir``, from
+    ``evaluations/<key>.json``, which keeps every evaluation setting's records beside the others;
+    ``None`` when this config was not evaluated there. Reads only; trains and evaluates nothing
+    (a damaged file is an :class:`OmniJaxError` naming it)."""
+    stamp = evaluation_stamp(cfg, tuple(cfg.train.methods))
+    path = Path(workdir) / EVALUATIONS / f"{evaluation_key(stamp)}.json"
+    if not path.is_file():
+        return None
+    saved = files.read_json(path, expect=dict)
+    if saved.get("stamp") != json.loads(json.dumps(stamp)) or not isinstance(saved.get("records"), list):
+        return None
+    return saved["records"]
+
+
 def _reusable_results(workdir: Path, stamp: dict) -> Optional[List[dict]]:
     """The records of ``results.json`` when ``evaluation.json`` says they are this config's and
     every file it lists is there with the bytes it was written with; ``None`` otherwise (a
@@ -267,6 +284,7 @@ def train_program(program: Program, directory: Path, fingerprint: dict, *, desc:
     """Trains (or resumes) one program with its checkpoints and metrics in ``directory``."""
     directory = Path(directory)
     store = CheckpointStore(directory / "checkpoints", fingerprint)
+    metrics = None
     try:
         metrics = MetricsWriter(directory / "metrics.jsonl") if jax.process_index() == 0 else None
         return train_loop(program.state, program.chunk, total_steps=program.num_steps,
@@ -275,6 +293,8 @@ def train_program(program: Program, directory: Path, fingerprint: dict, *, desc:
                           progress_fn=progress_fn, show_progress=show_progress, stop_after=stop_after)
     finally:
         store.close()
+        if metrics is not None:
+            metrics.close()   # the TensorBoard event file
 
 
 def trained_models(experiment: Experiment, cfg, workdir, methods: Optional[Sequence[str]] = None) -> Dict[str, Trained]:
