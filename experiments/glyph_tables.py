@@ -259,14 +259,14 @@ def main(argv=None) -> int:
 
 
 def _main(args, extra) -> int:
-    from omni_jax.classification.methods import METHODS
+    from omni_jax.classification.methods import method_names
     from omni_jax.errors import OmniJaxError
     protocols = common.split_list(args.protocols, "--protocols")
     if args.table == "claims":
         if args.steps <= 0 or args.train_way < 0:
             raise OmniJaxError(f"--steps must be positive and --train-way at least 0, got {args.steps} and "
                                f"{args.train_way}")
-        todo = claims_runs(common.split_list(args.methods, "--methods", METHODS), args.steps, args.train_way)
+        todo = claims_runs(common.split_list(args.methods, "--methods", method_names()), args.steps, args.train_way)
     else:
         algorithms = common.split_list(args.algorithms, "--algorithms", list(ALGORITHMS), empty_ok=True)
         baselines = common.split_list(args.baselines, "--baselines", list(BASELINES), empty_ok=True)

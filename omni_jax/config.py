@@ -414,10 +414,12 @@ CHECKPOINT_FORMAT = 2
 
 def fingerprint(config: ml_collections.ConfigDict, method: str, groups: Sequence[str],
                 drop: Sequence[str] = (), added: Optional[dict] = None,
-                renamed: Optional[dict] = None) -> dict:
+                renamed: Optional[dict] = None, omni: Optional[bool] = None) -> dict:
     """What a method's checkpoint depends on: the named top-level groups less the dotted fields
     in ``drop`` (what only the evaluation or the bookkeeping reads), the seed, the method, for
-    Omni-Training's methods (named ``omni...``) the ``omni`` group, and :data:`CHECKPOINT_FORMAT`.
+    Omni-Training's methods the ``omni`` group (the Omni-Loss terms, λ and β they train with;
+    ``omni``: whether the method is one, from its loss weights; default: the method is named
+    ``omni``), and :data:`CHECKPOINT_FORMAT`.
 
     ``added`` maps dotted fields that were added after work directories existed to the value that
     gives the behaviour from before them: at that value a field is left out, so that those work
@@ -437,7 +439,7 @@ def fingerprint(config: ml_collections.ConfigDict, method: str, groups: Sequence
         group, name = field.split(".")
         d[group].pop(name, None)
     d.update(seed=config.seed, method=method, checkpoint_format=CHECKPOINT_FORMAT)
-    if method.startswith("omni"):
+    if (method == "omni" if omni is None else omni):
         d["omni"] = select(config, ["omni"])["omni"]
     return d
 

@@ -93,10 +93,15 @@ def test_overrides_keep_types_and_the_omni_group_is_checked():
 
 def test_fingerprint_drops_evaluation_fields_and_adds_omni_for_omni_methods():
     cfg = config_lib.load_config("classify")
-    fp = config_lib.fingerprint(cfg, "omni_proto", ["data", "train"], drop=("data.dir", "data.test_split"))
+    fp = config_lib.fingerprint(cfg, "omni_proto", ["data", "train"], drop=("data.dir", "data.test_split"), omni=True)
     assert "dir" not in fp["data"] and "test_split" not in fp["data"] and fp["omni"]["lam"] == 3.0
     assert fp["method"] == "omni_proto" and fp["seed"] == 0
     assert "omni" not in config_lib.fingerprint(cfg, "protonet", ["data"])
+    # whether the Omni-Loss terms are part of it comes from the method's loss weights, not its name
+    assert "omni" not in config_lib.fingerprint(cfg, "omni_like_name", ["data"], omni=False)
+    assert "omni" in config_lib.fingerprint(cfg, "omni", ["data"])           # sinusoid's and RL's "omni"
+    from omni_jax.classification.experiment import fingerprint as classify_fingerprint
+    assert "omni" in classify_fingerprint(cfg, "omni_gnn") and "omni" not in classify_fingerprint(cfg, "joint")
 
 
 def test_a_checkpoint_of_another_format_is_an_incompatible_config(tmp_path):

@@ -8,8 +8,6 @@ in jitted chunks; images of a chunk are embedded once per flow in use.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
 from typing import Dict, Sequence
 
 import jax
@@ -22,7 +20,7 @@ from omni_jax.algorithms.pretrain import cross_entropy
 from omni_jax.algorithms.protonet import proto_logits
 from omni_jax.classification.augment import to_float
 from omni_jax.classification.episodes import DeviceSplit, sample_episode
-from omni_jax.classification.methods import MethodSpec
+from omni_jax.classification.methods import META_ALGORITHMS, PRETRAIN_ALGORITHMS, MethodSpec
 from omni_jax.classification.model import eval_apply, eval_module
 from omni_jax.classification.train import TrainConfig, meta_algorithm
 from omni_jax.nn.convnets import FewShotNet
@@ -39,7 +37,13 @@ class EvalConfig:
     proto_for_finetune: bool = False  # score fine-tuned heads by nearest prototype (cheap; for validation)
 
 
-BATCHED = ("matching", "relation", "gnn")   # meta heads that run on the chunk's tasks at once
+
+
+def test_kind(algorithm: str) -> str:
+    """How a (flow, algorithm) pair scores a new task: ``"finetune"`` (the pre-training
+    algorithm's new head), else the registered meta algorithm's ``test`` (``"features"``,
+    ``"maml"`` or ``"episode"``, see :class:`~omni_jax.classification.methods.MetaAlgorithm`)."""
+    return "finetune" if algorithm == "finetune" else META_ALGORITHMS[algorithm].test
 
 
 class _EvalThread:
@@ -69,7 +73,8 @@ class Evaluator:
 
     def __init__(self, net: FewShotNet, spec: MethodSpec, cfg: EvalConfig = EvalConfig(), tc=None):
         self.net, self.spec, self.tc = net, spec, tc or TrainConfig()
-        self.cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, head=spec.pretrain))
+        head = PRETRAIN_ALGORITHMS[spec.pretrain].head
+        self.cfg = dataclasses.replace(cfg, finetune=dataclasses.replace(cfg.finetune, head=head))
         self._fns = {}
 
     def _chunk_fn(self, heads: tuple, n_way: int, k_shot: int, n_query: int):
@@ -79,20 +84,21 @@ class Evaluator:
         spec, cfg, net = self.spec, self.cfg, self.net
         groups = {h: spec.head_groups(h) for h in heads}
         comps = sorted({c for h in heads for g in groups[h] for c in g})
-        feat_flows = sorted({f for f, a in comps if a in ("proto", "finetune")})
+        feat_flows = sorted({f for f, a in comps if test_kind(a) in ("features", "finetune")})
         tune_backbone = cfg.finetune.backbone_steps > 0 and not cfg.proto_for_finetune
         tc = dataclasses.replace(self.tc, n_way=n_way)
 
         def one_task_probs(variables, feats, ep, key):
             out = {}
             for flow, algo in comps:
-                if algo == "maml":
+                kind = test_kind(algo)
+                if kind == "maml":
                     out[(flow, algo)] = jax.nn.softmax(self._maml_logits(variables, ep, flow, n_way))
                     continue
-                if algo in BATCHED:
+                if kind == "episode":
                     continue
                 fs, fq = feats[flow]
-                if algo == "proto" or cfg.proto_for_finetune:
+                if kind == "features" or cfg.proto_for_finetune:
                     logits = proto_logits(fs, ep["support"]["y"], fq, n_way, tc.proto_distance)
                 elif tune_backbone:
                     embed = lambda p, x: eval_apply(net, {"params": p, "batch_stats": variables["batch_stats"]},
@@ -122,11 +128,10 @@ class Evaluator:
                 variables, feats, eps_f, jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys))
             thread = _EvalThread(net, variables["batch_stats"])
             for flow, algo in comps:
-                if algo in BATCHED:   # the algorithm itself on the new tasks, its probabilities
+                if test_kind(algo) == "episode":   # the algorithm itself on the new tasks, its probabilities
                     _, out = meta_algorithm(thread, spec, tc, outputs="probs")(variables["params"], eps_f, flow)
-                    if algo == "relation":
-                        out = out / jnp.maximum(jnp.sum(out, axis=-1, keepdims=True), 1e-12)
-                    probs[(flow, algo)] = out
+                    # scores normalised to sum to one for the ensemble's average (RelationNet's are not)
+                    probs[(flow, algo)] = out / jnp.maximum(jnp.sum(out, axis=-1, keepdims=True), 1e-12)
             accs = {}
             for h in heads:
                 votes = [jnp.mean(jnp.stack([probs[c] for c in g]), axis=0) for g in groups[h]]
@@ -155,8 +160,8 @@ class Evaluator:
             self.spec.head_algorithms(h)  # raises for an untrained head
         per_task = n_way * (k_shot + n_query)
         t = max(1, min(num_tasks, self.cfg.images_per_call // per_task))
-        if self.cfg.maml_tasks_per_call and any(a == "maml" for h in heads for g in self.spec.head_groups(h)
-                                                for _, a in g):
+        if self.cfg.maml_tasks_per_call and any(test_kind(a) == "maml" for h in heads
+                                                for g in self.spec.head_groups(h) for _, a in g):
             # MAML's test-time steps vmapped over tasks give each task's convolutions their own
             # kernels: XLA:CPU runs those batched convolutions slower than one task's (docs/benchmarks.md)
             t = min(t, self.cfg.maml_tasks_per_call)

@@ -36,12 +36,13 @@ from omni_jax.classification import plots
 from omni_jax.classification.augment import AugmentConfig
 from omni_jax.classification.datasets import load_protocol, parse_dirs, resolve
 from omni_jax.classification.evaluate import EvalConfig, Evaluator, summarize
-from omni_jax.classification.methods import HEADS, METHODS, OMNI_METHODS, PRETRAIN, MethodSpec, method_spec
-from omni_jax.classification.model import build_net
+from omni_jax.classification.methods import (HEADS, META_ALGORITHMS, MethodSpec, method_names, method_spec,
+                                             pretrain_names)
+from omni_jax.classification.model import BACKBONES, build_net
 from omni_jax.classification.train import TrainConfig, create_train_state, make_train_chunk
 from omni_jax.data.splits import check_episodes
 from omni_jax.errors import OmniJaxError
-from omni_jax.nn.convnets import BACKBONES, count_params
+from omni_jax.nn.convnets import count_params
 from omni_jax.nn.layers import conv_initializer
 from omni_jax.training import Hook, prng_stream, runner, selected, validation_hook
 
@@ -55,7 +56,7 @@ def check(cfg, mesh=None) -> None:
     """Checks the config's values; raises OmniJaxError naming the field."""
     config_lib.check_fields(cfg, "classify", config_lib.experiment_references("classify"))
     req = config_lib.require
-    config_lib.check_choices(cfg.train.methods, METHODS, "train.methods")
+    config_lib.check_choices(cfg.train.methods, method_names(), "train.methods")
     req(len(set(cfg.train.methods)) == len(cfg.train.methods),
         f"config field train.methods lists a method twice: {tuple(cfg.train.methods)}")
     req(cfg.model.backbone in BACKBONES,
@@ -78,8 +79,8 @@ def check(cfg, mesh=None) -> None:
     parse_dirs(cfg.data.dirs)
     req(isinstance(cfg.data.flip, bool), f"config field data.flip must be True or False, got {cfg.data.flip!r}")
     req(cfg.data.on_error in ("skip", "raise"), f"config field data.on_error must be skip or raise, got {cfg.data.on_error!r}")
-    req(cfg.train.pretrain in PRETRAIN,
-        f"config field train.pretrain must be one of {', '.join(PRETRAIN)}, got {cfg.train.pretrain!r}")
+    req(cfg.train.pretrain in pretrain_names(),
+        f"config field train.pretrain must be one of {', '.join(pretrain_names())}, got {cfg.train.pretrain!r}")
     for field in ("train.maml_first_order", "model.fce"):
         group, name = field.split(".")
         req(isinstance(cfg[group][name], bool), f"config field {field} must be True or False, got {cfg[group][name]!r}")
@@ -102,15 +103,15 @@ def check(cfg, mesh=None) -> None:
     conv_initializer(cfg.model.conv_init)   # an unknown name is an error naming model.conv_init
     req(cfg.model.pool in ("reshape", "window"), f"config field model.pool must be reshape or window, got {cfg.model.pool!r}")
     for method in cfg.train.methods:
-        req(not (cfg.model.star and method in OMNI_METHODS),
-            "config field model.star=True is the plain backbone with the Omni parameter count; use it with a plain method")
         spec = spec_for(cfg, method)
+        req(not (cfg.model.star and spec.omni),
+            "config field model.star=True is the plain backbone with the Omni parameter count; use it with a plain method")
         for h in heads_of(cfg, spec):
             try:
                 algos = {a for _, a in spec.head_algorithms(h)}
             except ValueError as e:
                 raise OmniJaxError(f"config field eval.heads: {e}") from None
-            fixed = algos & {"maml", "gnn"}   # heads whose parameters have the training way count
+            fixed = {a for a in algos if a in META_ALGORITHMS and META_ALGORITHMS[a].fixed_ways}
             for n_way, _ in cfg.eval.settings:
                 req(not fixed or n_way == cfg.train.n_way,
                     f"config field eval.settings: {method}'s {h} head ({'/'.join(sorted(fixed))}) has "
@@ -119,7 +120,10 @@ def check(cfg, mesh=None) -> None:
 
 def spec_for(cfg, method: str) -> MethodSpec:
     """The method's network and Omni-Loss terms; the Omni methods take theirs from the ``omni`` group."""
-    omni = method in OMNI_METHODS
+    try:
+        omni = method_spec(method, pretrain=cfg.train.pretrain).omni
+    except ValueError as e:
+        raise OmniJaxError(f"config field train.methods: {e}") from None
     terms = {t: cfg.omni[t] for t in config_lib.TERMS} if omni else {}
     try:
         return method_spec(method, dict(terms, lam=float(cfg.omni.lam)), pretrain=cfg.train.pretrain)
@@ -158,7 +162,7 @@ def fingerprint(cfg, method: str) -> dict:
     return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
                                   drop=("data.dir", "data.dirs", "data.test_split", "train.methods",
                                         "train.ckpt_every", "train.maml_task_chunk"),
-                                  added={"model.gnn_graph": "query"})
+                                  added={"model.gnn_graph": "query"}, omni=spec_for(cfg, method).omni)
 
 
 # ---------------------------------------------------------------------------- data

@@ -31,11 +31,15 @@ def add_arguments(parser) -> None:
                         help="data.test_dataset: validate and test on this dataset (Table 4, e.g. --dataset "
                              "miniimagenet --test-dataset crossdomain_cub); --dataset loo:<domain> leaves one of "
                              "data.domains out (Table 5); with several datasets set data.dirs='name=dir,...'")
-    parser.add_argument("--method", default=None, help="train.methods, comma-separated: omni_proto, protonet, "
-                                                       "baseline, baseline_pp, maml, omni_maml, matchingnet, "
-                                                       "omni_matching, relationnet, omni_relation, gnn, omni_gnn, "
-                                                       "ensemble, joint")
-    parser.add_argument("--backbone", default=None, help="model.backbone: conv4, resnet10, resnet12, resnet18")
+    parser.add_argument("--method", default=None,
+                        help="train.methods, comma-separated: omni_<algorithm> (omni_proto, omni_maml, "
+                             "omni_matching, omni_relation, omni_gnn), an algorithm alone (protonet, maml, "
+                             "matchingnet, relationnet, gnn, baseline, baseline_pp), ensemble, joint, or a "
+                             "method of an algorithm registered by your --config file "
+                             "(omni_jax.classification.register_meta_algorithm)")
+    parser.add_argument("--backbone", default=None, help="model.backbone: conv4, resnet10, resnet12, resnet18, or "
+                                                         "one registered by your --config file "
+                                                         "(omni_jax.classification.register_backbone)")
     parser.add_argument("--data-dir", default=None, help="data.dir, the dataset's folder (never downloaded)")
 
 

@@ -22,30 +22,50 @@ since MAML's inner loop never updates running averages.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from omni_jax.algorithms.gnn import GraphNetwork
-from omni_jax.algorithms.matchingnet import FullContextEmbedding
-from omni_jax.algorithms.relationnet import RelationModule
-from omni_jax.classification.methods import MethodSpec
+from omni_jax.classification.methods import PRETRAIN_ALGORITHMS, MethodSpec, meta_algorithm_of
+from omni_jax.nn.convnets import BACKBONES as PACKAGE_BACKBONES
 from omni_jax.nn.convnets import FewShotNet, make_backbone
+
+BackboneFactory = Callable[..., nn.Module]
+BACKBONES: Dict[str, BackboneFactory] = {}
+
+
+def register_backbone(name: str, factory: BackboneFactory, *, replace: bool = False) -> BackboneFactory:
+    """Registers a backbone (``model.backbone=<name>``, ``--backbone <name>``).
+
+    ``factory(omni=..., num_plain=..., star=..., width=..., pool=..., drop_rate=..., depth=...,
+    unpooled=..., conv_init=...)`` returns a Flax module called as ``module(x, flow, train=...,
+    bn_train=..., feature_map=False)`` -> ``[B, d]`` features (``[B, h, w, c]`` with
+    ``feature_map=True``), with ``omni=False`` a plain network of one flow; it may ignore the
+    options it has no use for (accept ``**options``). ``omni_jax.omnify`` makes a plain Flax
+    network tri-flow for it. Returns ``factory``."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"a backbone name must be an identifier, got {name!r}")
+    if name in BACKBONES and not replace:
+        raise ValueError(f"a backbone named {name!r} is already registered (replace=True to replace it)")
+    BACKBONES[name] = factory
+    return factory
+
+
+for _name in PACKAGE_BACKBONES:
+    register_backbone(_name, lambda _n=_name, **options: make_backbone(_n, **options))
 
 
 def meta_module(spec: MethodSpec, *, fce: bool = True, relation_hidden: int = 8, gnn_embed_dim: int = 128,
                 gnn_features: int = 96, gnn_graph: str = "class_set") -> Tuple[Optional[nn.Module], str]:
-    """The meta algorithm's learnable module and the backbone output it reads (``(None, "features")``
-    for ProtoNet, MAML and MatchingNet without full context embeddings)."""
-    if spec.meta == "matching" and fce:
-        return FullContextEmbedding(), "features"
-    if spec.meta == "relation":
-        return RelationModule(hidden=relation_hidden), "feature_map"
-    if spec.meta == "gnn":
-        return GraphNetwork(embed_dim=gnn_embed_dim, nf=gnn_features, graph=gnn_graph), "features"
-    return None, "features"
+    """The meta algorithm's learnable module (``None`` if it has none: ProtoNet, MAML, MatchingNet
+    without full context embeddings) and the backbone output it reads."""
+    algorithm = meta_algorithm_of(spec)
+    options = dict(fce=fce, relation_hidden=relation_hidden, gnn_embed_dim=gnn_embed_dim,
+                   gnn_features=gnn_features, gnn_graph=gnn_graph)
+    module = algorithm.module(options) if algorithm.module is not None else None
+    return module, algorithm.input
 
 
 def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: int, *,
@@ -57,14 +77,17 @@ def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: i
     Chen et al.'s ``Conv4NP``), the pre-training head of ``spec.pretrain``, MAML's episode head, and
     the meta algorithm's module (see :func:`meta_module`); ``conv_init`` names the initialisation of
     every convolution of the backbone (``omni_jax.nn.layers.CONV_INITS``)."""
-    unpooled = min(2, depth) if (spec.meta == "relation" and backbone == "conv4") else 0
-    bb = make_backbone(backbone, omni=spec.omni, num_plain=num_plain, star=star, width=width, pool=pool,
-                       drop_rate=drop_rate, depth=depth, unpooled=unpooled, conv_init=conv_init)
+    algorithm = meta_algorithm_of(spec)
+    unpooled = min(algorithm.conv4_unpooled, depth) if backbone == "conv4" else 0
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; expected one of {', '.join(BACKBONES)}")
+    bb = BACKBONES[backbone](omni=spec.omni, num_plain=num_plain, star=star, width=width, pool=pool,
+                             drop_rate=drop_rate, depth=depth, unpooled=unpooled, conv_init=conv_init)
     module, meta_input = meta_module(spec, fce=fce, relation_hidden=relation_hidden, gnn_embed_dim=gnn_embed_dim,
                                      gnn_features=gnn_features, gnn_graph=gnn_graph)
     return FewShotNet(bb, num_classes=num_classes, omni=spec.omni,
-                      episode_ways=episode_ways if spec.meta == "maml" else 0, twin=spec.twin,
-                      head_kind=spec.pretrain, meta_module=module, meta_input=meta_input,
+                      episode_ways=episode_ways if algorithm.episode_head else 0, twin=spec.twin,
+                      head_kind=PRETRAIN_ALGORITHMS[spec.pretrain].head, meta_module=module, meta_input=meta_input,
                       meta_ways=episode_ways if module is not None else 0)
 
 

@@ -20,15 +20,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from omni_jax.algorithms.gnn import gnn
-from omni_jax.algorithms.maml import maml
-from omni_jax.algorithms.matchingnet import matchingnet
-from omni_jax.algorithms.pretrain import cross_entropy, cross_entropy_pretrain
-from omni_jax.algorithms.protonet import protonet
-from omni_jax.algorithms.relationnet import relationnet
+from omni_jax.algorithms.pretrain import cross_entropy_pretrain
 from omni_jax.classification.augment import AugmentConfig, augment
 from omni_jax.classification.episodes import DeviceSplit, sample_batch, sample_episode
-from omni_jax.classification.methods import MethodSpec
+from omni_jax.classification.methods import MethodSpec, meta_algorithm_of, softmax_outputs
 from omni_jax.classification.model import StatsThread, init_variables
 from omni_jax.nn.convnets import FewShotNet
 from omni_jax.omni import omni_loss, omni_optimizer, omni_update
@@ -57,7 +52,8 @@ class TrainConfig:
     proto_distance: str = "euclidean"   # ProtoNet's distance: "euclidean" or "squared" (algorithms.protonet)
 
     def episodes_per_step(self, spec: MethodSpec) -> int:
-        return self.maml_tasks if spec.meta == "maml" else self.meta_batch
+        per_step = meta_algorithm_of(spec).tasks_per_step
+        return per_step(self) if per_step is not None else self.meta_batch
 
 
 def make_optimizer(spec: MethodSpec, tc: TrainConfig) -> optax.GradientTransformation:
@@ -73,37 +69,12 @@ def create_train_state(net: FewShotNet, spec: MethodSpec, tc: TrainConfig, image
                       rng=jnp.asarray(k_run, jnp.uint32), batch_stats=stats, best=initial_best(params, stats))
 
 
-def _outputs(algorithm, distill_on: str):
-    """An algorithm whose outputs (the distillation target) are softmax probabilities, or unchanged."""
-    if distill_on == "logits":
-        return algorithm
-
-    def probs(params, data, flow):
-        loss, logits = algorithm(params, data, flow)
-        return loss, jax.nn.softmax(logits)
-
-    return probs
-
-
 def meta_algorithm(thread, spec: MethodSpec, tc: TrainConfig, outputs: Optional[str] = None):
     """The method's meta-training algorithm ``(params, episode, flow) -> (loss, outputs)`` on the
     apply functions of ``thread`` (a :class:`StatsThread`, or anything with ``fn(output)`` and
-    ``module(params, flow, *args)``); ``outputs`` defaults to ``tc.distill_on``."""
-    outputs = outputs or tc.distill_on
-    if spec.meta == "proto":
-        return protonet(thread.fn("features"), tc.n_way, outputs=outputs, distance=tc.proto_distance)
-    if spec.meta == "maml":
-        return _outputs(maml(thread.fn("episode"), cross_entropy, inner_lr=tc.maml_inner_lr,
-                             num_steps=tc.maml_steps, first_order=tc.maml_first_order,
-                             task_chunk=tc.maml_task_chunk or None, unroll=True), outputs)
-    if spec.meta == "matching":
-        return matchingnet(thread.fn("features"), thread.module if tc.matching_fce else None, tc.n_way,
-                           scale=tc.matching_scale, outputs=outputs)
-    if spec.meta == "relation":
-        return relationnet(thread.fn("feature_map"), thread.module, tc.n_way, outputs=outputs)
-    if spec.meta == "gnn":
-        return gnn(thread.fn("features"), thread.module, tc.n_way, outputs=outputs)
-    raise ValueError(f"unknown meta algorithm {spec.meta!r}")
+    ``module(params, flow, *args)``); ``outputs`` defaults to ``tc.distill_on``. Built by the
+    registered :class:`~omni_jax.classification.methods.MetaAlgorithm`."""
+    return meta_algorithm_of(spec).build(thread, tc, outputs or tc.distill_on)
 
 
 def make_loss_fn(net: FewShotNet, spec: MethodSpec, tc: TrainConfig) -> Callable:
@@ -111,7 +82,7 @@ def make_loss_fn(net: FewShotNet, spec: MethodSpec, tc: TrainConfig) -> Callable
 
     def loss_fn(params, teacher, stats, rng, batch, episode):
         thread = StatsThread(net, params, stats, rng)
-        pre = _outputs(cross_entropy_pretrain(thread.fn("logits")), tc.distill_on)
+        pre = softmax_outputs(cross_entropy_pretrain(thread.fn("logits")), tc.distill_on)
         meta = meta_algorithm(thread, spec, tc)
         total, metrics = omni_loss(params, teacher, batch, episode, pre_algorithm=pre, meta_algorithm=meta,
                                    weights=spec.weights)
