@@ -144,10 +144,10 @@ def register_meta_algorithm(algorithm: MetaAlgorithm, *, replace: bool = False) 
     """Registers a meta-training algorithm: the methods ``algorithm.method`` and
     ``omni_<algorithm.name>`` exist from then on. Returns it (usable as a decorator's result)."""
     _check_new(algorithm.name, "meta algorithm", replace, META_ALGORITHMS)
-    taken = {m: n for n, m in _method_names().items()}
+    taken = _method_names()
     for m in (algorithm.method, OMNI_PREFIX + algorithm.name):
         owner = taken.get(m)
-        if owner is not None and owner != ("meta", algorithm.name):
+        if owner is not None and not (owner[0] in ("meta", "omni") and owner[1] == algorithm.name):
             raise ValueError(f"meta algorithm {algorithm.name}: the method name {m!r} is taken")
     META_ALGORITHMS[algorithm.name] = algorithm
     return algorithm
