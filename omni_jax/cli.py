@@ -42,11 +42,18 @@ SUBCOMMANDS = {
 }
 
 
+def _workdir(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty work directory name; name a folder (leave --workdir out for "
+                                         "the default)")
+    return text
+
+
 def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, examples: str) -> None:
     """Flags shared by the experiment subcommands, with this experiment's defaults and examples."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "examples:\n" + examples
-    parser.add_argument("--workdir", default=None,
+    parser.add_argument("--workdir", default=None, type=_workdir,
                         help=f"checkpoints, metrics.jsonl, results.json and plots; rerunning resumes "
                              f"(default: {workdir})")
     parser.add_argument("--seed", type=int, default=None, help="random seed (overrides config.seed)")
@@ -145,6 +152,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     overrides = [u for u in unknown if u.startswith("--config.")]
     rest = [u for u in unknown if not u.startswith("--config.")]
+    for i, u in enumerate(unknown[:-1]):   # --config.FIELD VALUE: the value was left for argparse
+        if u.startswith("--config.") and "=" not in u and unknown[i + 1] in rest:
+            parser.error(f"{u} {unknown[i + 1]}: write it as {u}={unknown[i + 1]} (a config override "
+                         "takes its value after '=')")
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     bad = [o for o in overrides if "=" not in o]

@@ -65,9 +65,15 @@ def test_resolve_and_dirs():
     assert resolve("miniimagenet", "crossdomain_cub") == (("miniimagenet",), "crossdomain_cub")
     assert resolve("loo:crossdomain_cars") == (("miniimagenet", "crossdomain_cub", "crossdomain_places",
                                                "crossdomain_plantae"), "crossdomain_cars")
-    assert resolve("a+b", "c") == (("a", "b"), "c")
+    assert resolve("miniimagenet+cub", "crossdomain_cub") == (("miniimagenet", "cub"), "crossdomain_cub")
     with pytest.raises(OmniJaxError, match="data.test_dataset"):
-        resolve("a+b")
+        resolve("miniimagenet+cub")
+    # an unknown name is said first, before any talk of folders or test datasets
+    with pytest.raises(OmniJaxError, match="config field data.dataset: unknown dataset 'nope'; expected one of"):
+        resolve("miniimagenet+nope")
+    with pytest.raises(OmniJaxError, match="config field data.test_dataset: unknown dataset 'nope'"):
+        resolve("miniimagenet", "nope")
+    assert resolve("synthetic") == (("synthetic",), "synthetic")
     with pytest.raises(OmniJaxError, match="held-out domain must be one of"):
         resolve("loo:omniglot")
     assert parse_dirs("a=/x, b=/y") == {"a": "/x", "b": "/y"}

@@ -63,6 +63,13 @@ def load_splits(name: str, data_dir: Optional[str], image_size: Optional[int] = 
 LOO_DOMAINS = ("miniimagenet", "crossdomain_cub", "crossdomain_cars", "crossdomain_places", "crossdomain_plantae")
 
 
+def _check_known(field: str, name: str) -> None:
+    from omni_jax.data.formats import NAMES, is_known
+    if name != "synthetic" and not is_known(name):
+        raise OmniJaxError(f"config field {field}: unknown dataset {name!r}; expected one of synthetic, "
+                           f"{', '.join(NAMES)}, loo:<domain>, or several joined by +")
+
+
 def resolve(name: str, test_dataset: str = "", domains: Sequence[str] = LOO_DOMAINS) -> Tuple[Tuple[str, ...], str]:
     """``(training datasets, validation/test dataset)`` of ``data.dataset`` and ``data.test_dataset``."""
     if name.startswith("loo:"):
@@ -76,6 +83,8 @@ def resolve(name: str, test_dataset: str = "", domains: Sequence[str] = LOO_DOMA
     train = tuple(n for n in name.split("+") if n)
     if not train:
         raise OmniJaxError(f"config field data.dataset={name!r} names no dataset")
+    for field, n in [("data.dataset", t) for t in train] + [("data.test_dataset", test_dataset)] * bool(test_dataset):
+        _check_known(field, n)
     if len(train) > 1 and not test_dataset:
         raise OmniJaxError(f"config field data.dataset={name!r} joins several training datasets: "
                            "set data.test_dataset (--test-dataset), the dataset to validate and test on")

@@ -53,6 +53,11 @@ NAMES = ("miniimagenet", "cub", "mini2cub", "crossdomain_cub", "crossdomain_cars
 DEFAULT_IMAGE_SIZE = {"miniimagenet": 84, "cub": 84, "mini2cub": 84, "crossdomain": 84, "tfds": 84, "glyphs": None}
 
 
+def is_known(name: str) -> bool:
+    """Whether ``name`` is a dataset :func:`load_dataset` knows (without reading anything)."""
+    return name.startswith(("tfds:", "glyphs:")) or name in _registry()
+
+
 def default_image_size(name: str) -> Optional[int]:
     key = name.split(":")[0].split("_")[0] if not name.startswith("tfds:") else "tfds"
     return DEFAULT_IMAGE_SIZE.get(key, 84)
