@@ -55,7 +55,7 @@ def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, ex
     parser.epilog = "examples:\n" + examples
     parser.add_argument("--workdir", default=None, type=_workdir,
                         help=f"checkpoints, metrics.jsonl, results.json and plots; rerunning resumes "
-                             f"(default: {workdir})")
+                             f"(default: {workdir}; with --quick, the same name ending in _quick)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (overrides config.seed)")
     parser.add_argument("--quick", action="store_true",
                         help="a short smoke run: the config's _quick variant (omni_jax/configs/NAME_quick.py)")
@@ -78,6 +78,14 @@ def add_common(parser: argparse.ArgumentParser, *, config: str, workdir: str, ex
                         help="with --distributed: how many processes the run has")
     parser.add_argument("--process-id", metavar="I", type=int, default=None,
                         help="with --distributed: this process's number, 0 .. N-1 (0 writes the results)")
+
+
+def default_workdir(args, default: str) -> str:
+    """``--workdir``, else ``default``; a ``--quick`` run's default gets ``_quick`` appended, so a
+    smoke run never meets the full run's checkpoints in the same folder."""
+    if args.workdir:
+        return args.workdir
+    return default + ("_quick" if args.quick and not default.endswith("_quick") else "")
 
 
 def run_options(args) -> dict:

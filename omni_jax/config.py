@@ -366,6 +366,14 @@ def check_positive(config: ml_collections.ConfigDict, *fields: str, allow_zero: 
             require(ok, f"config field {field} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
+def check_test_tasks(config: ml_collections.ConfigDict) -> None:
+    """``eval.num_tasks`` of every experiment: at least two, since every number is reported with a
+    95% confidence interval over the test tasks, undefined for one."""
+    n = config.eval.num_tasks
+    require(isinstance(n, int) and n >= 2, f"config field eval.num_tasks must be at least 2 (every result has a "
+                                           f"95% confidence interval over the test tasks), got {n!r}")
+
+
 def check_choices(values, allowed, field: str) -> None:
     """Checks that a non-empty list field holds only allowed names."""
     bad = [v for v in values if v not in allowed]

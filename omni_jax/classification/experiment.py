@@ -73,6 +73,7 @@ def check(cfg, mesh=None) -> None:
                               "eval.finetune_dampening", "eval.finetune_weight_decay",
                               "eval.finetune_backbone_steps", "eval.maml_tasks_per_call", allow_zero=True)
     config_lib.check_positive(cfg, "eval.finetune_backbone_lr")
+    config_lib.check_test_tasks(cfg)
     req(cfg.eval.finetune_dampening <= 1.0,
         f"config field eval.finetune_dampening must be in [0, 1], got {cfg.eval.finetune_dampening!r}")
     resolve(cfg.data.dataset, cfg.data.test_dataset, tuple(cfg.data.domains))   # raises naming the field

@@ -56,6 +56,6 @@ def run(args, overrides) -> int:
         cfg.model.backbone = args.backbone
     if args.data_dir is not None:
         cfg.data.dir = args.data_dir
-    workdir = args.workdir or f"runs/classify/{cfg.data.dataset.replace(':', '_')}_{cfg.model.backbone}"
+    workdir = cli.default_workdir(args, f"runs/classify/{cfg.data.dataset.replace(':', '_')}_{cfg.model.backbone}")
     train_and_evaluate(cfg, workdir, **cli.run_options(args))
     return 0

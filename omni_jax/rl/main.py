@@ -31,5 +31,5 @@ def run(args, overrides) -> int:
         raise OmniJaxError(f"config {args.config} is for env {cfg.env.name!r}, not --env {args.env}")
     from omni_jax.config import packaged_configs
     name = args.config if args.config in packaged_configs() else f"rl_{cfg.env.name}"
-    train_and_evaluate(cfg, args.workdir or f"runs/{name}", **cli.run_options(args))
+    train_and_evaluate(cfg, cli.default_workdir(args, f"runs/{name}"), **cli.run_options(args))
     return 0

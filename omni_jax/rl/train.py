@@ -74,6 +74,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
                               "train.inner_lr", "train.outer_lr", "train.chunk_size", "train.ckpt_every",
                               "policy.widths", "eval.num_tasks", "eval.num_traj", "eval.max_steps", "eval.lr",
                               "eval.task_chunk", "train.task_chunk", "eval.max_kl")
+    config_lib.check_test_tasks(cfg)
     req(0.0 < cfg.train.discount <= 1.0, f"config field train.discount must be in (0, 1], got {cfg.train.discount}")
     config_lib.check_choices(cfg.train.methods, TRAINED_METHODS, "train.methods")
     req(cfg.policy.kernel_init in KERNEL_INITS,

@@ -18,5 +18,5 @@ def add_arguments(parser) -> None:
 def run(args, overrides) -> int:
     from omni_jax.sinusoid import train_and_evaluate
     cfg = cli.load_config(args, overrides, "sinusoid")
-    train_and_evaluate(cfg, args.workdir or "runs/sinusoid", **cli.run_options(args))
+    train_and_evaluate(cfg, cli.default_workdir(args, "runs/sinusoid"), **cli.run_options(args))
     return 0

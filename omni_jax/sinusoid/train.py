@@ -49,6 +49,7 @@ def check(cfg: ml_collections.ConfigDict, mesh=None) -> None:
                               "eval.num_tasks", "eval.k_shots", "eval.num_query", "eval.max_steps",
                               "eval.lr")
     config_lib.check_positive(cfg, "model.branch_rank", "train.final_lr_ratio", allow_zero=True)
+    config_lib.check_test_tasks(cfg)
     for f in ("amp", "phase", "x"):
         lo, hi = cfg.data[f"{f}_min"], cfg.data[f"{f}_max"]
         req(lo < hi, f"config fields data.{f}_min < data.{f}_max expected, got {lo} and {hi}")
