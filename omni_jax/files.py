@@ -246,3 +246,42 @@ def move_aside(path: PathLike, suffix: str = "damaged") -> Path:
     with guarded(path, "move aside", "move it aside by hand and run again"):
         os.replace(path, target)
     return target
+
+
+# ---------------------------------------------------------------------------- one run at a time
+
+LOCK = ".omni-jax.lock"
+
+
+@contextlib.contextmanager
+def run_lock(directory: PathLike, *, shared: bool = False, what: str = "work directory") -> Iterator[Path]:
+    """Holds an advisory lock on ``directory/.omni-jax.lock`` for the block (``fcntl.flock``, so it
+    dies with the process: a SIGKILLed run leaves no stale lock). ``shared=False`` excludes every
+    other holder; ``shared=True`` admits other shared holders and excludes an exclusive one. When
+    the lock is held elsewhere, an :class:`OmniJaxError` names the folder and the process that
+    last took it, at once. Creates ``directory`` if needed; the lock file stays (deleting it would
+    let two runs hold two different files). Where ``fcntl`` does not exist (Windows), no lock."""
+    try:
+        import fcntl
+    except ImportError:   # pragma: no cover - not POSIX
+        yield Path(directory) / LOCK
+        return
+    path = ensure_dir(directory, what) / LOCK
+    with guarded(path, "open the lock file", "move it aside (a run's lock is an empty or one-line file) and run again"):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").split()
+            pid = f" (process {holder[0]})" if holder and holder[0].isdigit() else ""
+            raise OmniJaxError(f"{what} {directory} is in use by another omni-jax run{pid}; wait for it to end or "
+                               "choose another work directory") from None
+        except OSError as e:
+            raise error(path, "lock", e, "choose another work directory") from None
+        with contextlib.suppress(OSError):   # who holds it, for the message of the next one (informative only)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)

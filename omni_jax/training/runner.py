@@ -30,6 +30,7 @@ process 0 of a multi-process run writes files other than checkpoints.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -352,6 +353,10 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
         writing results (for example one process per method of one work directory, then one
         ``evaluate_only`` run for all of them).
 
+    One run at a time: the work directory's lock (:func:`omni_jax.files.run_lock`, dies with its
+    process) is held for the whole run, shared by ``train_only`` runs, each of which holds the
+    folders of the methods it trains; a second run stops at once naming the holder's process.
+
     Returns:
       The ``results.json`` records.
     """
@@ -360,6 +365,16 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     workdir = Path(workdir)
     mesh = task_mesh()
     experiment.check(cfg, mesh)
+    # one run per work directory (process 0 holds it for all processes of a --distributed run);
+    # --train-only runs share it, each holding the folders of the methods it trains
+    with files.run_lock(workdir, shared=train_only) if jax.process_index() == 0 else contextlib.nullcontext():
+        return _train_and_evaluate(experiment, cfg, workdir, mesh, show_progress=show_progress, log=log,
+                                   stop_after=stop_after, progress_fn=progress_fn, compile_workers=compile_workers,
+                                   evaluate_only=evaluate_only, train_only=train_only)
+
+
+def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, show_progress, log, stop_after,
+                        progress_fn, compile_workers, evaluate_only, train_only) -> Optional[List[dict]]:
     if not train_only:   # training alone leaves the results of the others as they are
         cfg = _keep_other_methods(experiment, cfg, workdir, mesh, log)   # only finished ones: --eval-only too
     methods = tuple(cfg.train.methods)
@@ -413,8 +428,11 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
             if done[method] >= program.num_steps:
                 log(f"{method}: restored the finished checkpoint (step {done[method]})")
             report = (lambda step, m, method=method: progress_fn(method, step, m)) if progress_fn else None
-            state = train_program(program, workdir / method, experiment.fingerprint(cfg, method), desc=method,
-                                  show_progress=show_progress, stop_after=stop_after, progress_fn=report)
+            with (files.run_lock(workdir / method, what=f"the folder of {method}") if jax.process_index() == 0
+                  else contextlib.nullcontext()):
+                state = train_program(program, workdir / method, experiment.fingerprint(cfg, method),
+                                      desc=method, show_progress=show_progress, stop_after=stop_after,
+                                      progress_fn=report)
             if int(state.step) < program.num_steps:
                 return None  # stopped early (stop_after)
             run_results.check_updates(method, state, program.num_steps)  # learned nothing: no numbers
