@@ -46,3 +46,49 @@ def test_a_quick_run_has_its_own_default_work_directory():
     assert cli.default_workdir(args, "runs/rl_navigation2d_quick") == "runs/rl_navigation2d_quick"
     assert cli.default_workdir(argparse.Namespace(workdir=None, quick=False), "runs/sinusoid") == "runs/sinusoid"
     assert cli.default_workdir(argparse.Namespace(workdir="mine", quick=True), "runs/sinusoid") == "mine"
+
+
+def _metrics(path, losses):
+    import json
+    path.write_text("".join(json.dumps({"step": 10 * (i + 1), "loss/total": v}) + "\n" for i, v in enumerate(losses)))
+    return path
+
+
+@pytest.mark.parametrize("losses,message", [
+    ([4.0, 2.0, 1.0], None),
+    ([0.01, 0.5, 0.9], None),                                # near zero, ordinary noise: floored at 1
+    ([4.0, 40.0, 4000.0], "grew from 4 at step 10 to 4000 at step 30: it diverged"),
+    ([4.0, 3.0, None], "was not finite at step 30"),
+    ([-2.0, -5.0, -900.0], "grew from -2 at step 10 to -900"),
+])
+def test_a_diverged_training_is_named(tmp_path, losses, message):
+    from omni_jax.training.results import divergence
+    why = divergence(_metrics(tmp_path / "metrics.jsonl", losses))
+    assert (why is None) if message is None else (message in why)
+
+
+def test_the_runner_warns_and_the_records_say_so(tmp_path):
+    """A method whose loss grew by orders of magnitude: a warning on the terminal and in its records."""
+    import jax.numpy as jnp
+    from omni_jax.training import runner
+    from test_runner import Toy, quiet, toy_config
+
+    def growing_step(state, data):
+        params = state.params * 10.0 + 1.0
+        return state.replace(step=state.step + 1, params=params), {"loss/total": jnp.sum(params)}
+
+    class Growing(Toy):
+        def setup(self, cfg, method, context, mesh):
+            program = super().setup(cfg, method, context, mesh)
+            if method == "b":
+                program.chunk = type(program.chunk)(growing_step, cfg.train.chunk_size)
+            return program
+
+    logged = []
+    records = runner.train_and_evaluate(Growing(), toy_config(**{"train.num_steps": 6}), tmp_path,
+                                        **dict(quiet(), log=logged.append))
+    assert [r.get("warning") is not None for r in records] == [False, True]
+    assert any("warning: b: its training loss (loss/total) grew from" in line for line in logged)
+    again = []   # reprinted from results.json: the warning again
+    runner.train_and_evaluate(Growing(), toy_config(**{"train.num_steps": 6}), tmp_path, **dict(quiet(), log=again.append))
+    assert any("warning: b:" in line for line in again)

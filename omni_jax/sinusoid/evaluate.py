@@ -139,13 +139,9 @@ def results_table(records: list[dict], steps=(1, 10)) -> str:
     index = {(r["method"], r["k_shot"], r["steps"]): r for r in records}
     methods = [m for m in METHODS if any(r["method"] == m for r in records)]
     cols = [f"K={k} s={s}" for k in ks for s in steps]
-    w = 14
+    cells = {m: [format_mean_ci(index[(m, k, s)]["mse"], index[(m, k, s)]["ci95"]) if (m, k, s) in index else "-"
+                 for k in ks for s in steps] for m in methods}
+    w = max([14] + [len(c) + 1 for row in cells.values() for c in row])   # a space between cells, always
     lines = ["method".ljust(14) + "".join(c.rjust(w) for c in cols)]
-    for m in methods:
-        cells = []
-        for k in ks:
-            for s in steps:
-                r = index.get((m, k, s))
-                cells.append((format_mean_ci(r["mse"], r["ci95"]) if r else "-").rjust(w))
-        lines.append(m.ljust(14) + "".join(cells))
+    lines += [m.ljust(14) + "".join(c.rjust(w) for c in cells[m]) for m in methods]
     return "\n".join(lines)

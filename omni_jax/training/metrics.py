@@ -27,6 +27,8 @@ def mean_ci95(values, axis: int = 0):
 def format_mean_ci(mean: float, ci: float, significant: int = 4) -> str:
     """``mean±ci`` for tables, with ``significant`` digits in the mean's integer part and
     decimals together (``4.398±0.845``, ``46.94±35.29``, ``-258.5±22.0``, ``-1082±123``)."""
+    if math.isfinite(mean) and abs(mean) >= 10 ** (significant + 2):   # a diverged run: keep the cell short
+        return f"{mean:.{significant - 1}e}±{ci:.1e}"
     digits = int(math.floor(math.log10(abs(mean)))) + 1 if math.isfinite(mean) and abs(mean) >= 1 else 1
     decimals = max(0, significant - digits)
     return f"{mean:.{decimals}f}±{ci:.{decimals}f}"

@@ -4,6 +4,8 @@ and a ``results.json`` that is always valid JSON.
 * :func:`check_updates`: a method whose every update was skipped (a non-finite loss or gradient
   at each step: an overflowing data range, a diverging learning rate) stops the run with an
   :class:`~omni_jax.errors.OmniJaxError` instead of evaluating the untrained parameters.
+* :func:`divergence`: a run whose training loss ended non-finite or grew by orders of magnitude is
+  reported (on the terminal and as ``"warning"`` in its records), not silently tabulated.
 * :func:`json_safe`: the records with every non-finite number (NaN, ±inf) replaced by ``None``
   (JSON ``null``) and NumPy/JAX scalars and arrays made plain Python, so that ``json.dumps(...,
   allow_nan=False)`` accepts them; :func:`count_nonfinite` says how many there were.
@@ -77,3 +79,26 @@ def has_null(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(has_null(v) for v in value)
     return value is None
+
+
+GROWTH = 100.0   # a final loss this many times its first (or 1, whichever is larger) in magnitude: diverged
+
+
+def divergence(metrics_path, key: str = "loss/total") -> "str | None":
+    """Why the training logged in ``metrics_path`` (a ``metrics.jsonl``) looks diverged, or ``None``:
+    its last ``key`` is not finite, or it is more than :data:`GROWTH` times the first in magnitude
+    (floored at 1, so losses that start near zero are not flagged for ordinary noise)."""
+    from omni_jax.training.metrics import MetricsWriter
+    records, _ = MetricsWriter(metrics_path, tensorboard=False).read_lines()
+    values = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+    values += [(r["step"], math.nan) for r in records if key in r and r[key] is None]
+    if not values:
+        return None
+    values.sort()
+    (first_step, first), (last_step, last) = values[0], values[-1]
+    if not math.isfinite(last):
+        return f"its training loss ({key}) was not finite at step {last_step}"
+    if math.isfinite(first) and abs(last) > GROWTH * max(abs(first), 1.0):
+        return (f"its training loss ({key}) grew from {first:.4g} at step {first_step} to {last:.4g} at step "
+                f"{last_step}: it diverged")
+    return None

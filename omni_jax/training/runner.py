@@ -167,6 +167,11 @@ def _after_training(experiment: Experiment, method: str, state: TrainState, log:
         log(f"{method}: {skipped} non-finite update(s) skipped (see {method}/metrics.jsonl)")
 
 
+def _log_warnings(experiment: Experiment, records: List[dict], log: Callable[[str], None]) -> None:
+    for w in dict.fromkeys(r["warning"] for r in records if isinstance(r, dict) and r.get("warning")):
+        log(f"omni-jax {experiment.name}: warning: {w}")
+
+
 def _print(msg: str) -> None:
     print(msg, flush=True)
 
@@ -403,6 +408,7 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
             log(f"omni-jax {experiment.name}: restored finished {', '.join(methods)} ({total} steps) and their "
                 f"evaluation with this config from {workdir / RESULTS}")
             log(experiment.table(cfg, records))
+            _log_warnings(experiment, records, log)
             return records
 
     if jax.process_index() == 0:
@@ -412,7 +418,7 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
     programs = {m: experiment.setup(cfg, m, context, mesh) for m in methods}
     evaluator = None if train_only else experiment.evaluator(cfg, programs, context, mesh)
     workers = min(4, os.cpu_count() or 1) if compile_workers is None else compile_workers
-    trained, timings = {}, {}
+    trained, timings, diverged = {}, {}, {}
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="compile")
     completed = False
     try:
@@ -436,6 +442,11 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
             if int(state.step) < program.num_steps:
                 return None  # stopped early (stop_after)
             run_results.check_updates(method, state, program.num_steps)  # learned nothing: no numbers
+            if jax.process_index() == 0:
+                why = run_results.divergence(workdir / method / "metrics.jsonl")
+                if why is not None:
+                    diverged[method] = f"{method}: {why}; its numbers are not to be trusted"
+                    log(f"omni-jax {experiment.name}: warning: {diverged[method]}")
             trained[method] = Trained(program, state)
             timings[method] = time.perf_counter() - t0
             _after_training(experiment, method, state, log)
@@ -448,6 +459,11 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
         if eval_compiled is not None:
             eval_compiled.result()
         records = evaluator(trained)
+        for r in records:   # a diverged method's records say so (RL's omni_pre etc. are omni's)
+            m = str(r.get("method", ""))
+            why = diverged.get(m) or next((w for d, w in diverged.items() if m.startswith(d + "_")), None)
+            if why is not None:
+                r["warning"] = why
         completed = True
     finally:
         # after an error or Ctrl-C, never wait for compilations still running (minutes for RL)
@@ -471,6 +487,7 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
                                                 "digests": {n: files.digest(workdir / n) for n in names + [record]}})
     log("")
     log(experiment.table(cfg, records))
+    _log_warnings(experiment, records, log)
     log("")
     log("time this run: " + ", ".join(f"{m} {s:.0f}s" for m, s in timings.items()))
     log(f"wrote {', '.join(str(p) for p in [workdir / RESULTS] + written)}")
