@@ -16,7 +16,7 @@ from omni_jax.classification import model as model_lib
 from omni_jax.classification.experiment import fingerprint, spec_for
 from omni_jax.errors import OmniJaxError
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "experiments" / "bring_your_own" / "cosine_protos.py"
+EXAMPLE = Path(__file__).resolve().parents[1] / "experiments" / "bring_your_own" / "config.py"
 
 
 @pytest.fixture
@@ -103,7 +103,7 @@ def test_the_fingerprint_asks_the_method_not_its_name(registries):
 
 def test_the_example_algorithm_by_hand():
     """The worked example's cosine prototypes on a tiny episode against numbers computed by hand."""
-    from experiments.bring_your_own.cosine_protos import cosine_protos
+    from experiments.bring_your_own.config import cosine_protos
     fs = jnp.array([[[1.0, 0.0], [0.0, 2.0]]])          # support features: class 0 along x, class 1 along y
     fq = jnp.array([[[3.0, 3.0], [0.0, -1.0]]])
     episode = {"support": {"x": fs, "y": jnp.array([[0, 1]])}, "query": {"x": fq, "y": jnp.array([[0, 1]])}}
@@ -125,16 +125,19 @@ TINY = ["--config.model.width=4", "--config.model.depth=2", "--config.data.synth
 
 
 @pytest.mark.slow
-def test_a_users_algorithm_runs_through_the_command_line(tmp_path, capsys):
-    """``omni-jax classify --config <the user's file> --method omni_<name>``: registered by the config
-    file, trained and tested beside the package's own method, with no edit to the package."""
-    code = cli.main(["classify", "--config", str(EXAMPLE), "--method", "omni_cosproto,cosproto",
-                     "--workdir", str(tmp_path), *TINY])
+def test_a_users_model_and_algorithm_run_through_the_command_line(tmp_path, capsys):
+    """``omni-jax classify --config <the user's file>``: a Flax ResNet made tri-flow by omnify and a
+    new algorithm, both registered by the config file, trained and tested beside the package's own
+    method, with no edit to the package."""
+    code = cli.main(["classify", "--config", str(EXAMPLE), "--workdir", str(tmp_path), *TINY])
     out = capsys.readouterr()
     assert code == 0, out.err
     records = json.loads((tmp_path / "results.json").read_text())
-    assert [(r["method"], r["head"], r["meta_algorithm"]) for r in records] == [
-        ("omni_cosproto", "ensemble", "cosproto"), ("cosproto", "meta", "cosproto")]
+    assert [(r["method"], r["head"], r["meta_algorithm"], r["backbone"]) for r in records] == [
+        ("omni_cosproto", "ensemble", "cosproto", "flax_resnet"), ("cosproto", "meta", "cosproto", "flax_resnet"),
+        ("omni_proto", "ensemble", "proto", "flax_resnet")]
+    # the omnified ResNet holds every flow's parameters; the plain one (cosproto alone) one flow's
+    assert records[0]["params"] > records[1]["params"]
     assert "omni_cosproto" in out.out and all(0 <= r["accuracy"] <= 100 for r in records)
     # the user's Omni method trains every flow of the Omni-Loss with the user's algorithm
     metrics = [json.loads(l) for l in (tmp_path / "omni_cosproto" / "metrics.jsonl").read_text().splitlines()]

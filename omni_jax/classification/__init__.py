@@ -7,7 +7,7 @@ methods ``<its method>`` and ``omni_<name>``), :func:`register_pretrain` and
 from omni_jax.classification.experiment import ClassificationExperiment, train_and_evaluate
 from omni_jax.classification.methods import (MetaAlgorithm, PretrainAlgorithm, method_names, register_meta_algorithm,
                                              register_pretrain)
-from omni_jax.classification.model import register_backbone
+from omni_jax.classification.model import omnified_backbone, register_backbone
 
-__all__ = ["ClassificationExperiment", "MetaAlgorithm", "PretrainAlgorithm", "method_names", "register_backbone",
+__all__ = ["ClassificationExperiment", "MetaAlgorithm", "PretrainAlgorithm", "method_names", "omnified_backbone", "register_backbone",
            "register_meta_algorithm", "register_pretrain", "train_and_evaluate"]

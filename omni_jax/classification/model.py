@@ -57,6 +57,48 @@ for _name in PACKAGE_BACKBONES:
     register_backbone(_name, lambda _n=_name, **options: make_backbone(_n, **options))
 
 
+class FlaxBackbone(nn.Module):
+    """A plain Flax feature extractor as a classification backbone (:func:`omnified_backbone`):
+    ``net(x, train=...) -> [B, d]`` features, made tri-flow by :func:`omni_jax.omnify` when
+    ``omni``. Its ``train`` is the backbone's BatchNorm mode (``bn_train``, else ``train``). It
+    gives no feature maps (RelationNet needs them): asking for one is an error."""
+
+    net: nn.Module
+    omni: bool = True
+    train_arg: str = "train"
+
+    @nn.compact
+    def __call__(self, x, flow: str = "joint", *, train: bool = False, bn_train: Optional[bool] = None,
+                 feature_map: bool = False):
+        from omni_jax.nn import check_flow
+        check_flow(flow)
+        kw = {self.train_arg: train if bn_train is None else bn_train}
+        h = self.net(x, flow=flow, **kw) if self.omni else self.net(x, **kw)
+        if feature_map:
+            if not self.is_initializing():
+                raise ValueError("this backbone (a Flax feature extractor) gives features, not feature maps; "
+                                 "use a method that embeds features (every one but RelationNet)")
+            return h[:, None, None, :]
+        return h
+
+
+def omnified_backbone(make: Callable[[], nn.Module], *, train_arg: str = "train", **omnify_options) -> BackboneFactory:
+    """A backbone factory (:func:`register_backbone`) of a plain Flax network ``make()`` (a module whose
+    ``__call__(x, train=...)`` returns ``[B, d]`` features, written with plain ``nn.Conv``,
+    ``nn.Dense`` and norms): ``omni_jax.omnify(make(), num_plain=model.num_plain, **omnify_options)``
+    for the Omni methods, ``make()`` itself for the plain ones."""
+
+    def factory(*, omni: bool = True, num_plain: int = 0, star: bool = False, **unused) -> nn.Module:
+        if star:
+            raise ValueError("model.star (a widened plain backbone) is not defined for a Flax backbone")
+        if not omni:
+            return FlaxBackbone(make(), omni=False, train_arg=train_arg)
+        from omni_jax.nn.transform import omnify
+        return FlaxBackbone(omnify(make(), num_plain=num_plain, **omnify_options), omni=True, train_arg=train_arg)
+
+    return factory
+
+
 def meta_module(spec: MethodSpec, *, fce: bool = True, relation_hidden: int = 8, gnn_embed_dim: int = 128,
                 gnn_features: int = 96, gnn_graph: str = "class_set") -> Tuple[Optional[nn.Module], str]:
     """The meta algorithm's learnable module (``None`` if it has none: ProtoNet, MAML, MatchingNet
