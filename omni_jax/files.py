@@ -259,13 +259,15 @@ def run_lock(directory: PathLike, *, shared: bool = False, what: str = "work dir
     dies with the process: a SIGKILLed run leaves no stale lock). ``shared=False`` excludes every
     other holder; ``shared=True`` admits other shared holders and excludes an exclusive one. When
     the lock is held elsewhere, an :class:`OmniJaxError` names the folder and the process that
-    last took it, at once. Creates ``directory`` if needed; the lock file stays (deleting it would
-    let two runs hold two different files). Where ``fcntl`` does not exist (Windows), no lock."""
+    last took it, at once. Creates ``directory`` if needed (and removes it again if the block
+    wrote nothing else there); the lock file stays otherwise (deleting it would let two runs hold
+    two different files). Where ``fcntl`` does not exist (Windows), no lock."""
     try:
         import fcntl
     except ImportError:   # pragma: no cover - not POSIX
         yield Path(directory) / LOCK
         return
+    created = not Path(directory).exists()
     path = ensure_dir(directory, what) / LOCK
     with guarded(path, "open the lock file", "move it aside (a run's lock is an empty or one-line file) and run again"):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -285,3 +287,8 @@ def run_lock(directory: PathLike, *, shared: bool = False, what: str = "work dir
         yield path
     finally:
         os.close(fd)
+        if created:   # a run that stopped before writing anything leaves no folder behind
+            with contextlib.suppress(OSError):
+                if [p.name for p in Path(directory).iterdir()] == [LOCK]:
+                    path.unlink()
+                    Path(directory).rmdir()
