@@ -25,7 +25,7 @@ from omni_jax import config as config_lib
 from omni_jax.algorithms import l2_pretrain, maml, mse
 from omni_jax.algorithms.maml import maml_dense
 from omni_jax.data import sinusoid as sin_data
-from omni_jax.nn import FLOWS, OmniMLP
+from omni_jax.nn import FLOWS, OmniMLP, flow_apply
 from omni_jax.nn.models import KERNEL_INITS, mlp_dense_layers
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.training import (Chunk, TrainState, check_divisible, prng_stream, replicate, shard_tasks,
@@ -99,7 +99,8 @@ def make_model(cfg, method: str) -> OmniMLP:
 
 
 def make_apply(model):
-    return lambda params, x, flow: model.apply(params, x, flow)
+    """The model as the algorithms take it, ``(params, x, flow) -> y`` (:func:`omni_jax.nn.flow_apply`)."""
+    return flow_apply(model)
 
 
 def make_meta_algorithm(cfg, model):
