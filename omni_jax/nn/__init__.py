@@ -4,7 +4,8 @@ from omni_jax.nn.flows import (BRANCHES, FLOWS, FlowApply, check_flow, each_flow
                                route)
 from omni_jax.nn.layers import FlowBatchNorm, OmniConv, OmniDense, OmniHead, flow_activation
 from omni_jax.nn.models import DenseLayer, OmniMLP, OmniMLPBackbone
+from omni_jax.nn.transform import Omnified, OmnifyReport, OmnifyWarning, omnify
 
 __all__ = ["BRANCHES", "DenseLayer", "FLOWS", "FlowApply", "FlowBatchNorm", "OmniConv", "OmniDense", "OmniHead",
-           "OmniMLP", "OmniMLPBackbone", "check_flow", "each_flow", "flow_activation", "flow_apply", "flow_branch",
-           "route"]
+           "OmniMLP", "OmniMLPBackbone", "Omnified", "OmnifyReport", "OmnifyWarning", "check_flow", "each_flow",
+           "flow_activation", "flow_apply", "flow_branch", "omnify", "route"]
