@@ -404,3 +404,35 @@ def test_public_name_and_a_cheap_import():
     assert omni_jax.omnify is omnify
     code = "import sys, omni_jax; assert 'jax' not in sys.modules and 'flax' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------- Omni-Training end to end
+
+
+@pytest.mark.slow
+def test_sinusoid_omni_training_of_an_omnified_mlp_follows_omni_mlp():
+    """Two Omni-Training steps (Omni-Loss, MAML on the generic path, the EMA teacher, Adam) of
+    omnify(plain MLP) from OmniMLP's mapped parameters give OmniMLP's parameters, mapped."""
+    from omni_jax import config as config_lib
+    from omni_jax.sinusoid import train as tr
+    cfg = config_lib.apply_overrides(config_lib.load_config("sinusoid", quick=True), [
+        "train.maml_impl=generic", "train.meta_batch=8", "train.pre_batch=32", "train.chunk_size=2",
+        "train.num_steps=2", "data.num_train_tasks=50", "model.widths=(16,16)"])
+    data = tr.training_set(cfg)
+    ours = tr.setup(cfg, "omni", data)
+    theirs = tr.setup(cfg, "omni", data, model=omnify(PlainMLP((16, 16), out=1), head="head"))
+
+    def mapped(params):
+        p = params["params"]
+        out = {f"Dense_{i}": merged(p["backbone"][f"layer{i}"]) for i in range(2)}
+        return {"params": {**out, "head": merged(p["head"])}}
+
+    start = mapped(ours.state.params)
+    optimizer = tr.make_optimizer(cfg, config_lib.loss_weights(cfg.omni, "omni"))
+    state = ours.state.replace(params=start, opt_state=optimizer.init(start))
+    s0, m0 = ours.chunk(ours.state, data)
+    s1, m1 = theirs.chunk(state, data)
+    np.testing.assert_allclose(m1["loss/total"], m0["loss/total"], rtol=1e-5)
+    assert rel_err(jax.flatten_util.ravel_pytree(mapped(s0.params))[0], jax.flatten_util.ravel_pytree(start)[0]) > 1e-4
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), s1.params,
+                           mapped(s0.params))
