@@ -333,6 +333,46 @@ def test_a_conv_branch_is_the_centre_tap_of_the_layer(padding, strides, dilation
     assert conv_branch_padding("SAME", (3, 3), 1, (1, 1)) == "SAME"
 
 
+class Norms(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        shared = nn.Dense(4, name="tied")                       # one layer called twice: one set of branches
+        x = shared(nn.PReLU()(nn.GroupNorm(num_groups=2)(shared(x))))
+        x = nn.InstanceNorm()(nn.RMSNorm()(x))
+        return nn.DenseGeneral((2, 3), name="out")(x)
+
+
+def test_every_norm_kind_gets_a_copy_per_flow_and_a_tied_layer_one_set_of_branches():
+    x = jax.random.normal(jax.random.PRNGKey(1), (3, 4))
+    net = omnify(Norms())
+    rep = net.report(x)
+    assert rep.per_flow == ("GroupNorm_0 (GroupNorm)", "PReLU_0 (PReLU)", "RMSNorm_0 (RMSNorm)",
+                            "InstanceNorm_0 (InstanceNorm)") and not rep.shared
+    assert rep.omni_layers == ("tied (Dense, full-width branches)", "out (DenseGeneral, full-width branches)")
+    v = net.init(jax.random.PRNGKey(0), x)
+    p = v["params"]
+    assert set(p["tied"]) == {"kernel", "bias", "pre", "meta"} and p["out"]["pre"]["kernel"].shape == (4, 2, 3)
+    for name in ("GroupNorm_0", "RMSNorm_0", "InstanceNorm_0", "PReLU_0"):
+        assert {"pre", "meta"} <= set(p[name])
+
+    def by_hand(flow):      # Eq. 3 with each flow's copies, written out
+        dense = lambda q, h: h @ q["kernel"] + q["bias"]
+        omni = lambda q, h: dense(q, h) + (0 if flow == "joint" else dense(q[flow], h))
+        copy = lambda name: p[name] if flow == "joint" else p[name][flow]
+        h = omni(p["tied"], x)
+        h = nn.GroupNorm(num_groups=2).apply({"params": copy("GroupNorm_0")}, h)
+        h = omni(p["tied"], nn.PReLU().apply({"params": copy("PReLU_0")}, h))
+        h = nn.InstanceNorm().apply({"params": copy("InstanceNorm_0")}, nn.RMSNorm().apply({"params": copy("RMSNorm_0")}, h))
+        q = p["out"]
+        out = jnp.einsum("bi,ijk->bjk", h, q["kernel"]) + q["bias"]
+        return out if flow == "joint" else out + jnp.einsum("bi,ijk->bjk", h, q[flow]["kernel"]) + q[flow]["bias"]
+
+    for flow in FLOWS:
+        np.testing.assert_allclose(net.apply(v, x, flow=flow), by_hand(flow), rtol=1e-5, atol=1e-6)
+    with pytest.raises(OmniJaxError, match=r"low-rank branches .* 'out' is an nn.DenseGeneral"):
+        omnify(Norms(), branch_rank=2).init(jax.random.PRNGKey(0), x)
+
+
 # ---------------------------------------------------------------------------- what is refused or reported
 
 

@@ -422,7 +422,7 @@ class Omnified(nn.Module):
                                f"flow: {what}. Keep them plain on purpose (plain=[{paths}]) or pass shared='warn'")
         warnings.warn(f"omnify({name}): shared by every flow (no branch, no per-flow copy): {what}. "
                       f"plain=[{paths}] keeps them shared without this warning; shared='error' refuses them",
-                      OmnifyWarning, stacklevel=4)
+                      OmnifyWarning, stacklevel=2)
 
     @nn.nowrap
     def report(self, *args, **kwargs) -> OmnifyReport:
