@@ -422,6 +422,7 @@ class MaskedConv(nn.Module):
     (lambda: omnify(HasOmniDense()), (jnp.ones((1, 2)),), r"'omni' \(OmniDense\) takes a flow already"),
     (lambda: omnify(PlainMLP(), head="hed"), (jnp.ones((1, 2)),), r"head='hed' names no submodule.*Dense_0, Dense_1, head"),
     (lambda: omnify(PlainMLP(), plain="Dense_7"), (jnp.ones((1, 2)),), r"plain='Dense_7' names no submodule"),
+    (lambda: omnify(PlainMLP(), num_plain=4), (jnp.ones((1, 2)),), r"num_plain=4, but the model calls 3"),
     (lambda: omnify(MaskedConv()), (jnp.ones((1, 5, 1)),), r"'masked' is a masked convolution"),
     (lambda: omnify(PlainMLP, head="head"), None, r"omnify\(PlainMLP\(\.\.\.\)\)"),
     (lambda: omnify(omnify(PlainMLP())), None, r"omnified already"),

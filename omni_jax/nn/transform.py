@@ -358,6 +358,9 @@ class _Trace:
             if not any(_under(k, p) for k in list(self.classes) + leaves):
                 raise OmniJaxError(f"omnify: plain={p!r} names no submodule or variable of the model; its "
                                    f"submodules: {', '.join(sorted(k for k in self.classes if k)) or 'none'}")
+        if opts.num_plain > len(self.layers):
+            raise OmniJaxError(f"omnify: num_plain={opts.num_plain}, but the model calls {len(self.layers)} dense or "
+                               "convolutional layers")
         shared: Dict[str, List[str]] = {}
         for leaf in leaves:
             if any(_under(leaf, k) for k in owned) or any(_under(leaf, p) for p in opts.plain):
