@@ -32,10 +32,10 @@ PACKAGE = "omni_jax"
 
 # Low to high. A room may import the rooms of lower levels; rooms on one level are siblings.
 LEVELS: Tuple[Tuple[str, ...], ...] = (
-    ("omni_jax",),                                  # the package's __init__: __version__ only
     ("errors",),
     ("files",),                                     # every read and write of a work or data directory
-    ("nn",),                                        # Omni-Layers, backbones, the dense view of an MLP
+    ("nn",),                                        # Omni-Layers, backbones, the dense view of an MLP, omnify
+    ("omni_jax",),                                  # the package's __init__: __version__, omnify (nn's, lazily)
     ("algorithms",),                                # pure losses over nn's networks
     ("omni",),                                      # the Omni-Loss over any two algorithms, the update step
     ("data",),                                      # sinusoid tasks, image datasets, on-disk formats

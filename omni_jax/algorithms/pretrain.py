@@ -13,8 +13,10 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from omni_jax.nn.flows import FlowApply
+
 Params = Any
-ApplyFn = Callable[[Params, jnp.ndarray, str], jnp.ndarray]
+ApplyFn = FlowApply   # (params, x, flow) -> outputs: a network as every algorithm takes it
 PreAlgorithm = Callable[[Params, dict, str], Tuple[jnp.ndarray, jnp.ndarray]]
 
 

@@ -35,7 +35,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from omni_jax.nn.layers import BRANCHES, FLOWS, FlowBatchNorm, OmniConv, OmniHead, check_flow, conv_initializer
+from omni_jax.nn.flows import check_flow, each_flow, flow_branch
+from omni_jax.nn.layers import FlowBatchNorm, OmniConv, OmniHead, conv_initializer
 
 BACKBONES = ("conv4", "resnet10", "resnet12", "resnet18")
 
@@ -122,13 +123,9 @@ class FusedOmniConv(nn.Module):
         cin = x.shape[-1]
         w = _Kernel((kh, kw, cin, self.features), self.init, name="joint")()
         if self.omni:
-            branches = {}
-            if self.is_initializing():
-                branches = {b: _Kernel((1, 1, cin, self.features), self.init, name=b)() for b in BRANCHES}
-            elif flow != "joint":
-                branches = {flow: _Kernel((1, 1, cin, self.features), self.init, name=flow)()}
-            if flow != "joint":
-                w = w.at[kh // 2, kw // 2].add(branches[flow][0, 0])
+            branch = flow_branch(self, flow, lambda b: _Kernel((1, 1, cin, self.features), self.init, name=b)())
+            if branch is not None:
+                w = w.at[kh // 2, kw // 2].add(branch[0, 0])
         return jax.lax.conv_general_dilated(x, w.astype(x.dtype), (1, 1), "SAME",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
@@ -366,12 +363,7 @@ class OmniCosineHead(nn.Module):
 
     @nn.compact
     def __call__(self, h, flow: str = "joint"):
-        check_flow(flow)
-        if not self.omni:
-            return CosineDense(self.features, name="joint")(h)
-        if self.is_initializing():
-            return {n: CosineDense(self.features, name=n)(h) for n in FLOWS}[flow]
-        return CosineDense(self.features, name=flow)(h)
+        return each_flow(self, flow, lambda n: CosineDense(self.features, name=n)(h), omni=self.omni)
 
 
 HEAD_KINDS = ("linear", "cosine")

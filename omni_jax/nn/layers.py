@@ -12,6 +12,9 @@ flows at once, whatever flow the init call asks for, so one parameter pytree
 serves every flow. A layer built with ``omni=False`` is a plain layer: it has
 only ``f_joint`` and ignores the flow (the "keep the first n blocks plain"
 option of Figure 12, and the plain networks of the comparison methods).
+The routing and the init-time creation of every flow are :mod:`omni_jax.nn.flows`'s
+(:func:`~omni_jax.nn.flows.route`, :func:`~omni_jax.nn.flows.each_flow`), public for
+hand-written Omni-Layers; :func:`omni_jax.omnify` makes plain Flax layers into these.
 """
 from __future__ import annotations
 
@@ -22,9 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from omni_jax.errors import OmniJaxError
-
-FLOWS = ("joint", "pre", "meta")
-BRANCHES = ("pre", "meta")
+from omni_jax.nn.flows import BRANCHES, FLOWS, check_flow, each_flow, flow_branch, route  # noqa: F401 (re-exported)
 
 # Convolution kernel initialisations (config field model.conv_init). Fan-in = k·k·C_in.
 CONV_INITS = {
@@ -46,29 +47,6 @@ def conv_initializer(name: str) -> Callable:
     return CONV_INITS[name]()
 
 
-def check_flow(flow: str) -> str:
-    if flow not in FLOWS:
-        raise ValueError(f"flow must be one of {FLOWS}, got {flow!r}")
-    return flow
-
-
-class _OmniBase(nn.Module):
-    """Shared routing: joint output plus the branch of the requested flow."""
-
-    def route(self, x, flow: str, joint: Callable, make_branch: Callable):
-        check_flow(flow)
-        y = joint(x)
-        if not getattr(self, "omni", True):
-            return y
-        if self.is_initializing():
-            # Create both branches whatever the flow, so one init covers all.
-            outs = {b: make_branch(b)(x) for b in BRANCHES}
-            return y if flow == "joint" else y + outs[flow]
-        if flow == "joint":
-            return y
-        return y + make_branch(flow)(x)
-
-
 class LowRankDense(nn.Module):
     """``Dense(rank, no bias) -> Dense(features)``: a lightweight dense branch."""
 
@@ -82,7 +60,7 @@ class LowRankDense(nn.Module):
         return nn.Dense(self.features, dtype=self.dtype, name="up")(h)
 
 
-class OmniDense(_OmniBase):
+class OmniDense(nn.Module):
     """Dense Omni-Layer.
 
     Attributes:
@@ -109,10 +87,10 @@ class OmniDense(_OmniBase):
                 return nn.Dense(self.features, kernel_init=self.kernel_init, dtype=self.dtype, name=b)
             return LowRankDense(self.features, self.branch_rank, dtype=self.dtype, name=b)
 
-        return self.route(x, flow, joint, make_branch)
+        return route(self, x, flow, joint, make_branch, omni=self.omni)
 
 
-class OmniConv(_OmniBase):
+class OmniConv(nn.Module):
     """Convolutional Omni-Layer: ``k x k`` main chunk, ``1 x 1`` branches.
 
     The branches use the main chunk's strides so their outputs add up.
@@ -139,7 +117,7 @@ class OmniConv(_OmniBase):
                            padding=self.padding, use_bias=self.use_bias,
                            kernel_init=self.kernel_init, dtype=self.dtype, name=b)
 
-        return self.route(x, flow, joint, make_branch)
+        return route(self, x, flow, joint, make_branch, omni=self.omni)
 
 
 class BatchNorm(nn.Module):
@@ -198,16 +176,10 @@ class FlowBatchNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x, flow: str = "joint", use_running_average: Optional[bool] = None):
-        check_flow(flow)
         ura = nn.merge_param("use_running_average", self.use_running_average, use_running_average)
-        names = FLOWS if self.omni else ("joint",)
-        make = lambda n: BatchNorm(use_running_average=ura, momentum=self.momentum,
-                                      epsilon=self.epsilon, dtype=self.dtype, name=n)
-        target = flow if self.omni else "joint"
-        if self.is_initializing():
-            outs = {n: make(n)(x) for n in names}
-            return outs[target]
-        return make(target)(x)
+        return each_flow(self, flow, lambda n: BatchNorm(use_running_average=ura, momentum=self.momentum,
+                                                         epsilon=self.epsilon, dtype=self.dtype, name=n)(x),
+                         omni=self.omni)
 
 
 class OmniHead(nn.Module):
@@ -222,13 +194,8 @@ class OmniHead(nn.Module):
 
     @nn.compact
     def __call__(self, h, flow: str = "joint"):
-        check_flow(flow)
-        if not self.omni:
-            return nn.Dense(self.features, kernel_init=self.kernel_init, name="joint")(h)
-        make = lambda n: nn.Dense(self.features, kernel_init=self.kernel_init, name=n)
-        if self.is_initializing():
-            return {n: make(n)(h) for n in FLOWS}[flow]
-        return make(flow)(h)
+        return each_flow(self, flow, lambda n: nn.Dense(self.features, kernel_init=self.kernel_init, name=n)(h),
+                         omni=self.omni)
 
 
 def flow_activation(name: str) -> Callable[[jnp.ndarray], jnp.ndarray]:

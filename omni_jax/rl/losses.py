@@ -15,17 +15,18 @@ the first outer SGD step at lr 0.03 diverges).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from omni_jax.algorithms.maml import map_tasks, sgd_adapt
+from omni_jax.nn.flows import FlowApply
 from omni_jax.rl.networks import gaussian_kl, gaussian_log_prob
 
 Params = Any
-ApplyFn = Callable[[Params, jnp.ndarray, str], Tuple[jnp.ndarray, jnp.ndarray]]
+ApplyFn = FlowApply   # here (params, obs, flow) -> (mean, log_std), a policy
 
 # Ridge regularisers tried in turn (on the RMS-scaled features); the first
 # whose system is well conditioned is used (pytorch-maml-rl raises 1e-5 by 10x

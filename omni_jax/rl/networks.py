@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from omni_jax.nn import OmniMLP
-from omni_jax.nn.layers import FLOWS, check_flow
+from omni_jax.nn.flows import check_flow, each_flow
 
 
 class GaussianPolicy(nn.Module):
@@ -32,10 +32,9 @@ class GaussianPolicy(nn.Module):
         check_flow(flow)
         mean = OmniMLP(self.action_size, tuple(self.widths), self.activation, omni=self.omni,
                        kernel_init=self.kernel_init, name="mean")(obs, flow)
-        names = FLOWS if self.omni else FLOWS[:1]
         init = nn.initializers.constant(self.init_log_std)
-        log_stds = {n: self.param(f"log_std_{n}", init, (self.action_size,)) for n in names}
-        log_std = log_stds[flow if self.omni else "joint"]
+        log_std = each_flow(self, flow, lambda n: self.param(f"log_std_{n}", init, (self.action_size,)),
+                            omni=self.omni)
         return mean, jnp.broadcast_to(log_std, mean.shape)
 
 

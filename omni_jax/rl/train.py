@@ -42,7 +42,7 @@ import numpy as np
 import optax
 
 from omni_jax import config as config_lib
-from omni_jax.nn import FLOWS
+from omni_jax.nn import FLOWS, flow_apply
 from omni_jax.nn.models import KERNEL_INITS
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.rl import acting, losses
@@ -131,7 +131,7 @@ def make_policy(cfg, env, method: str) -> GaussianPolicy:
 
 
 def make_apply(policy):
-    return lambda params, obs, flow: policy.apply(params, obs, flow)
+    return flow_apply(policy)
 
 
 def make_optimizer(cfg, weights: OmniLossWeights) -> optax.GradientTransformation:

@@ -44,9 +44,9 @@ def adapted_predictions(model, params, flow: str, support: dict, query_x: jnp.nd
     support set, vmapped over tasks: ``[tasks, num_steps, points, 1]``."""
 
     def one(sx, sy, qx):
-        loss = lambda p: mse(model.apply(p, sx, flow), sy)
+        loss = lambda p: mse(model.apply(p, sx, flow=flow), sy)
         _, preds = sgd_adapt(loss, params, lr=lr, num_steps=num_steps,
-                             observe=lambda p: model.apply(p, qx, flow))
+                             observe=lambda p: model.apply(p, qx, flow=flow))
         return preds
 
     return jax.vmap(one)(support["x"], support["y"], query_x)

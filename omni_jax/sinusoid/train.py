@@ -25,7 +25,8 @@ from omni_jax import config as config_lib
 from omni_jax.algorithms import l2_pretrain, maml, mse
 from omni_jax.algorithms.maml import maml_dense
 from omni_jax.data import sinusoid as sin_data
-from omni_jax.nn import FLOWS, OmniMLP
+from omni_jax.errors import OmniJaxError
+from omni_jax.nn import FLOWS, OmniMLP, flow_apply
 from omni_jax.nn.models import KERNEL_INITS, mlp_dense_layers
 from omni_jax.omni import OmniLossWeights, omni_loss, omni_optimizer, omni_update
 from omni_jax.training import (Chunk, TrainState, check_divisible, prng_stream, replicate, shard_tasks,
@@ -100,7 +101,8 @@ def make_model(cfg, method: str) -> OmniMLP:
 
 
 def make_apply(model):
-    return lambda params, x, flow: model.apply(params, x, flow)
+    """The model as the algorithms take it, ``(params, x, flow) -> y`` (:func:`omni_jax.nn.flow_apply`)."""
+    return flow_apply(model)
 
 
 def make_meta_algorithm(cfg, model):
@@ -187,13 +189,20 @@ def training_set(cfg, mesh=None) -> Optional[sin_data.SinusoidDataset]:
                                                 (d.phase_min, d.phase_max), (d.x_min, d.x_max)), mesh)
 
 
-def setup(cfg, method: str, data=None, mesh=None) -> Program:
+def setup(cfg, method: str, data=None, mesh=None, model=None) -> Program:
     """One method set up to train (see :class:`omni_jax.training.runner.Program`); ``data`` is
     :func:`training_set`'s result. Its hook logs the validation MSE every ``train.val_every`` steps
-    (no selection: the last step is tested, as in the paper)."""
+    (no selection: the last step is tested, as in the paper). ``model``: the network (default
+    :func:`make_model`'s); any Flax module called as ``model(x, flow=...)`` with ``[N, 1]`` inputs,
+    such as ``omni_jax.omnify`` of a plain MLP (``benchmarks/sinusoid_throughput.py --omnify``); the
+    dense MAML path (``train.maml_impl="dense"``) needs an :class:`~omni_jax.nn.OmniMLP`."""
     from omni_jax.sinusoid.evaluate import validation_fn
     weights = config_lib.loss_weights(cfg.omni, method)
-    model = make_model(cfg, method)
+    if model is None:
+        model = make_model(cfg, method)
+    elif cfg.train.maml_impl == "dense" and not isinstance(model, OmniMLP):
+        raise OmniJaxError("config field train.maml_impl='dense' reads an OmniMLP's layers; "
+                           "use train.maml_impl='generic' with another model")
     optimizer = make_optimizer(cfg, weights)
     validation = validation_fn(cfg, method)
     t = cfg.train

@@ -107,7 +107,12 @@ class Chunk:
         self._fn = jax.jit(scan_steps(step_fn, chunk_size) if scan else step_fn)
 
     def compile(self, state: TrainState, data: Any = None) -> None:
-        self._fn.lower(state, data).compile()
+        self.lowered(state, data).compile()
+
+    def lowered(self, state: TrainState, data: Any = None):
+        """The chunk lowered for these arguments (``jax.stages.Lowered``: its ``compile()``'s
+        ``cost_analysis()`` gives the flops and bytes of a chunk)."""
+        return self._fn.lower(state, data)
 
     def __call__(self, state: TrainState, data: Any = None):
         if self.scan:
