@@ -37,7 +37,7 @@ from omni_jax.classification.augment import AugmentConfig
 from omni_jax.classification.datasets import load_protocol, parse_dirs, resolve
 from omni_jax.classification.evaluate import EvalConfig, Evaluator, summarize
 from omni_jax.classification.methods import (HEADS, META_ALGORITHMS, MethodSpec, method_names, method_spec,
-                                             pretrain_names)
+                                             omni_methods, pretrain_names)
 from omni_jax.classification.model import BACKBONES, build_net
 from omni_jax.classification.train import TrainConfig, create_train_state, make_train_chunk
 from omni_jax.data.splits import check_episodes
@@ -121,11 +121,8 @@ def check(cfg, mesh=None) -> None:
 
 def spec_for(cfg, method: str) -> MethodSpec:
     """The method's network and Omni-Loss terms; the Omni methods take theirs from the ``omni`` group."""
-    try:
-        omni = method_spec(method, pretrain=cfg.train.pretrain).omni
-    except ValueError as e:
-        raise OmniJaxError(f"config field train.methods: {e}") from None
-    terms = {t: cfg.omni[t] for t in config_lib.TERMS} if omni else {}
+    config_lib.check_choices((method,), method_names(), "train.methods")
+    terms = {t: cfg.omni[t] for t in config_lib.TERMS} if method in omni_methods() else {}
     try:
         return method_spec(method, dict(terms, lam=float(cfg.omni.lam)), pretrain=cfg.train.pretrain)
     except ValueError as e:

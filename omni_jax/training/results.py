@@ -20,6 +20,17 @@ import numpy as np
 from omni_jax.errors import OmniJaxError
 
 
+def skipped_count(state) -> "int | None":
+    """How many of the updates of ``state`` (a :class:`~omni_jax.training.loop.TrainState`) were
+    skipped, as :func:`omni_jax.omni.omni_optimizer` counts them; ``None`` for an optimizer state
+    without that count."""
+    from omni_jax.omni import skipped_updates
+    try:
+        return int(skipped_updates(state.opt_state)[1])
+    except ValueError:  # not an omni_optimizer state: nothing counted
+        return None
+
+
 def check_updates(method: str, state, num_steps: int) -> None:
     """Raises an ``OmniJaxError`` when every one of ``method``'s updates so far was skipped.
 
@@ -27,10 +38,8 @@ def check_updates(method: str, state, num_steps: int) -> None:
     :func:`omni_jax.omni.omni_optimizer` (which counts the skipped updates); a state without that
     count is not checked.
     """
-    from omni_jax.omni import skipped_updates
-    try:
-        skipped = int(skipped_updates(state.opt_state)[1])
-    except ValueError:  # not an omni_optimizer state: nothing counted
+    skipped = skipped_count(state)
+    if skipped is None:
         return
     steps = int(state.step)
     if steps > 0 and skipped >= steps:

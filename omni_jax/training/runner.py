@@ -155,14 +155,10 @@ class Experiment(Generic[Context, Model]):
 
 def _after_training(experiment: Experiment, method: str, state: TrainState, log: Callable[[str], None]) -> None:
     """One line on a finished method's selection, and one on its skipped updates, if it had any."""
-    from omni_jax.omni import skipped_updates
     chosen = selected(state)
     if chosen.score is not None:
         log(f"{method}: selected step {chosen.step} (validation {experiment.score_name} {chosen.score:.4g})")
-    try:
-        skipped = int(skipped_updates(state.opt_state)[1])
-    except ValueError:   # not an omni_optimizer state: nothing counted
-        skipped = 0
+    skipped = run_results.skipped_count(state)
     if skipped:
         log(f"{method}: {skipped} non-finite update(s) skipped (see {method}/metrics.jsonl)")
 
@@ -486,8 +482,7 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
         files.write_json(workdir / EVALUATION, {"stamp": stamp, "files": names,
                                                 "digests": {n: files.digest(workdir / n) for n in names + [record]}})
     log("")
-    log(experiment.table(cfg, records))
-    _log_warnings(experiment, records, log)
+    log(experiment.table(cfg, records))   # (a diverged method was warned about when it finished training)
     log("")
     log("time this run: " + ", ".join(f"{m} {s:.0f}s" for m, s in timings.items()))
     log(f"wrote {', '.join(str(p) for p in [workdir / RESULTS] + written)}")
