@@ -21,7 +21,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "experiments" / "bring_your_own"
 
 @pytest.fixture
 def registries(monkeypatch):
-    """Registrations made by a test are undone after it."""
+    """Registrations made by a test are undone after it (the example file registers when loaded), so
+    no other test sees them."""
     monkeypatch.setattr(methods_lib, "META_ALGORITHMS", dict(methods_lib.META_ALGORITHMS))
     monkeypatch.setattr(methods_lib, "PRETRAIN_ALGORITHMS", dict(methods_lib.PRETRAIN_ALGORITHMS))
     monkeypatch.setattr(model_lib, "BACKBONES", dict(model_lib.BACKBONES))
@@ -101,7 +102,7 @@ def test_the_fingerprint_asks_the_method_not_its_name(registries):
     assert "omni" not in config_lib.fingerprint(bare, "omnivore", ["data"], omni=False)
 
 
-def test_the_example_algorithm_by_hand():
+def test_the_example_algorithm_by_hand(registries):
     """The worked example's cosine prototypes on a tiny episode against numbers computed by hand."""
     from experiments.bring_your_own.config import cosine_protos
     fs = jnp.array([[[1.0, 0.0], [0.0, 2.0]]])          # support features: class 0 along x, class 1 along y
@@ -125,7 +126,7 @@ TINY = ["--config.model.width=4", "--config.model.depth=2", "--config.data.synth
 
 
 @pytest.mark.slow
-def test_a_users_model_and_algorithm_run_through_the_command_line(tmp_path, capsys):
+def test_a_users_model_and_algorithm_run_through_the_command_line(tmp_path, capsys, registries):
     """``omni-jax classify --config <the user's file>``: a Flax ResNet made tri-flow by omnify and a
     new algorithm, both registered by the config file, trained and tested beside the package's own
     method, with no edit to the package."""
