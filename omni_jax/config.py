@@ -402,6 +402,11 @@ def to_json(config: ml_collections.ConfigDict) -> str:
     return json.dumps(config.to_dict(), sort_keys=True, default=list)
 
 
+def _short(value, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
     """Dotted names of the fields that differ between two config dicts."""
     out = []
@@ -411,7 +416,7 @@ def diff(old: dict, new: dict, prefix: str = "") -> list[str]:
         if isinstance(a, dict) and isinstance(b, dict):
             out += diff(a, b, name + ".")
         elif (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
-            out.append(f"{name} (was {a!r}, now {b!r})")
+            out.append(f"{name} (was {_short(a)}, now {_short(b)})")
     return out
 
 

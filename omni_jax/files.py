@@ -20,10 +20,11 @@ import errno
 import hashlib
 import json
 import os
+import re
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from omni_jax.errors import OmniJaxError
 
@@ -44,8 +45,35 @@ _ERRNO_WORDS = {
     errno.EEXIST: "something is already there",
     errno.ENOTEMPTY: "a directory that is not empty is in the way",
     errno.EIO: "an input/output error of the device",
-    errno.ENAMETOOLONG: "the name is too long",
+    errno.ENAMETOOLONG: "the name is too long for the file system",
+    errno.ELOOP: "its symbolic links form a loop",
 }
+
+# What tensorstore (under orbax) says instead of raising an OSError: its messages carry the errno
+# (``[os_error_code='28']``) or the C library's words for it.
+_STRERRORS = {errno.ENOSPC: "No space left on device", errno.EDQUOT: "Disk quota exceeded",
+              errno.EROFS: "Read-only file system", errno.ENAMETOOLONG: "File name too long",
+              errno.EACCES: "Permission denied", errno.EIO: "Input/output error"}
+
+
+def os_error_in(e: BaseException) -> Optional[OSError]:
+    """The operating-system error behind ``e``: ``e`` itself, one in its chain of causes, or one
+    that a library (tensorstore under orbax) only names in its message; ``None`` if there is none."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        text = str(e)
+        code = re.search(r"os_error_code='?(\d+)", text)
+        if code and int(code.group(1)) in _ERRNO_WORDS:
+            n = int(code.group(1))
+            return OSError(n, os.strerror(n))
+        for n, words in _STRERRORS.items():
+            if words in text:
+                return OSError(n, words)
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def reason(e: BaseException) -> str:
@@ -65,15 +93,27 @@ def reason(e: BaseException) -> str:
 
 
 def _hint(e: BaseException, default: str) -> str:
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return "free some space (or use another directory) and run again"
-    if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    """Advice that fits the cause (a full disk is never "move it aside")."""
+    n = e.errno if isinstance(e, OSError) else None
+    if n == errno.ENOSPC:
+        return "free some space (or use another directory) and run again; what was written before is intact"
+    if n == errno.EDQUOT:
+        return "free some of your quota (or use another directory) and run again; what was written before is intact"
+    if n == errno.EROFS:
+        return "use a directory on a writable file system"
+    if n in (errno.EACCES, errno.EPERM):
         return "fix its permissions or use another directory"
+    if n == errno.ENAMETOOLONG:
+        return "choose a shorter path"
+    if n == errno.EIO:
+        return "check the device (dmesg), or use another directory"
     return default
 
 
 def error(path: PathLike, action: str, e: BaseException, hint: str) -> OmniJaxError:
-    """The one-line error for ``action`` (``"read"``, ``"write"``, ...) on ``path`` failing with ``e``."""
+    """The one-line error for ``action`` (``"read"``, ``"write"``, ...) on ``path`` failing with ``e``
+    (or with the operating-system error behind it, :func:`os_error_in`)."""
+    e = os_error_in(e) or e
     return OmniJaxError(f"cannot {action} {path}: {reason(e)}; {_hint(e, hint)}")
 
 
@@ -289,6 +329,147 @@ def run_lock(directory: PathLike, *, shared: bool = False, what: str = "work dir
         os.close(fd)
         if created:   # a run that stopped before writing anything leaves no folder behind
             with contextlib.suppress(OSError):
-                if [p.name for p in Path(directory).iterdir()] == [LOCK]:
-                    path.unlink()
+                left = {p.name for p in Path(directory).iterdir()}
+                if left <= {LOCK, MARKER}:
+                    for name in left:
+                        (Path(directory) / name).unlink()
                     Path(directory).rmdir()
+
+
+# ---------------------------------------------------------------------------- places and ownership
+
+# File systems that are views of the kernel's state, not storage: nothing of a run belongs there.
+PSEUDO_FILE_SYSTEMS = frozenset({"proc", "sysfs", "cgroup", "cgroup2", "devpts", "debugfs", "tracefs",
+                                 "securityfs", "configfs", "bpf", "pstore", "efivarfs", "fusectl", "mqueue"})
+# The longest path a run writes below its work directory (a method's orbax temporary checkpoint
+# folders and their files), so a work directory whose own name fits but whose files would not is
+# refused before any work.
+DEEPEST_BELOW = 160
+
+
+def _mount_of(path: Path) -> Optional[Tuple[str, str]]:
+    """``(mount point, file system type)`` of the mount holding ``path`` (an existing, resolved
+    path), from ``/proc/self/mountinfo``; ``None`` where that cannot be read (not Linux)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    best = None
+    text = str(path)
+    for line in lines:
+        fields = line.split()
+        if " - " not in line or len(fields) < 5:
+            continue
+        point = fields[4].encode().decode("unicode_escape")     # \040 for a space
+        fstype = line.split(" - ", 1)[1].split()[0]
+        if text == point or text.startswith(point.rstrip("/") + "/"):
+            if best is None or len(point) >= len(best[0]):
+                best = (point, fstype)
+    return best
+
+
+def check_place(path: PathLike, what: str = "work directory") -> Path:
+    """Refuses, before any work, a place a run cannot use, with the real cause in one line: an
+    empty name, a name or path too long for the file system (counting what a run writes below
+    it), a dangling symbolic link or a loop of them anywhere on the path, a file where a folder
+    must be, a place under ``/proc`` or ``/sys`` (not storage), a read-only file system, a
+    folder that cannot be written. Creates nothing; returns the path."""
+    if not str(path):
+        raise OmniJaxError(f"an empty {what} name; name a folder")
+    p = Path(path)
+    absolute = Path(os.path.abspath(p))
+    existing = next((q for q in [absolute, *absolute.parents] if os.path.lexists(q)), Path("/"))
+    try:
+        name_max = os.pathconf(existing if existing.is_dir() else existing.parent, "PC_NAME_MAX")
+        path_max = os.pathconf(existing if existing.is_dir() else existing.parent, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        name_max, path_max = 255, 4096
+    for part in absolute.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise OmniJaxError(f"{what} {p}: the name {part[:24]}... has {len(os.fsencode(part))} bytes, more than "
+                               f"the {name_max} the file system allows; choose a shorter path")
+    if len(os.fsencode(str(absolute))) + DEEPEST_BELOW > path_max:
+        raise OmniJaxError(f"{what} {p}: the path has {len(os.fsencode(str(absolute)))} bytes; with the files a "
+                           f"run writes below it, more than the {path_max} the file system allows; choose a "
+                           "shorter path")
+    for q in reversed([absolute, *absolute.parents]):     # from the root down: the first part that is wrong
+        if not os.path.lexists(q):
+            break
+        try:
+            os.stat(q)
+        except OSError as e:
+            if e.errno == errno.ENOENT and q.is_symlink():
+                raise OmniJaxError(f"{what} {p}: {q} is a symbolic link to {os.readlink(q)}, which does not "
+                                   "exist; create its target or choose another path") from None
+            raise error(q, "use", e, "choose another path") from None
+        if q != absolute and not q.is_dir():
+            raise OmniJaxError(f"{what} {p}: {q} is a file, not a directory; move it aside or choose another path")
+    if os.path.lexists(absolute) and not absolute.is_dir():
+        raise OmniJaxError(f"{what} {p} is a file, not a directory; move it aside or choose another path")
+    real = Path(os.path.realpath(existing))
+    mount = _mount_of(real)
+    if mount is not None and mount[1] in PSEUDO_FILE_SYSTEMS:
+        raise OmniJaxError(f"{what} {p} is under {mount[0]}, the kernel's {mount[1]} view of the system, not "
+                           "storage; choose a folder on a disk")
+    if mount is None and real.parts[1:2] in (("proc",), ("sys",)):
+        raise OmniJaxError(f"{what} {p} is under /{real.parts[1]}, not storage; choose a folder on a disk")
+    try:
+        read_only = bool(os.statvfs(real).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        read_only = False
+    if read_only:
+        where = f" mounted at {mount[0]}" if mount else ""
+        raise OmniJaxError(f"{what} {p} is on a read-only file system{where}; use a directory on a writable "
+                           "file system")
+    if not os.access(real, os.W_OK | os.X_OK):
+        raise OmniJaxError(f"{what} {p}: {real} cannot be written (permission denied); fix its permissions or "
+                           "choose another directory")
+    return p
+
+
+MARKER = ".omni-jax"   # a folder that holds this file was made by omni-jax (or adopted by it)
+
+
+def owned(directory: PathLike) -> bool:
+    """Whether ``directory`` holds omni-jax's marker file."""
+    return (Path(directory) / MARKER).is_file()
+
+
+def claim_directory(directory: PathLike, writes: Sequence[str] = (), what: str = "work directory",
+                    adopt: Optional[Callable[[Path], bool]] = None) -> Path:
+    """Checks, before any work, that a run may write into ``directory``: it does not exist yet, is
+    empty, holds omni-jax's marker (:data:`MARKER`), or ``adopt(directory)`` says it is one that
+    omni-jax wrote before it had the marker. Anything else is someone else's folder: an
+    :class:`OmniJaxError` names the files of ``writes`` (the names the run writes there) that it
+    would have touched, or else what the folder holds. Creates and writes nothing (see
+    :func:`mark_directory`)."""
+    d = Path(directory)
+    if not d.is_dir() or owned(d):
+        return d
+    with guarded(d, "list", "fix its permissions or choose another directory"):
+        entries = sorted(n for n in os.listdir(d) if n not in (LOCK,) and not n.startswith(".omni-jax-probe."))
+    if not entries or (adopt is not None and adopt(d)):
+        return d
+    touched = [n for n in entries if n in set(writes)]
+    shown = touched or entries
+    names = ", ".join(shown[:4]) + (f" and {len(shown) - 4} more" if len(shown) > 4 else "")
+    raise OmniJaxError(
+        f"{what} {d} is not a folder omni-jax made (no {MARKER} file) and is not empty"
+        + (f"; the run would overwrite {names}" if touched else f" (it holds {names})")
+        + "; choose a new or empty folder")
+
+
+def mark_directory(directory: PathLike) -> None:
+    """Writes omni-jax's marker into ``directory`` (which exists) if it is not there yet."""
+    d = Path(directory)
+    if owned(d):
+        return
+    import time
+    from importlib import metadata
+    try:
+        version = metadata.version("omni-jax")
+    except metadata.PackageNotFoundError:   # run from a source tree
+        version = "unknown"
+    write_json(d / MARKER, {"made_by": "omni-jax", "version": version,
+                            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                            "note": "omni-jax writes only into folders that hold this file (or new, empty ones)"})

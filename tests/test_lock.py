@@ -49,7 +49,8 @@ def test_a_second_run_stops_at_once_naming_the_holder_and_a_killed_holder_leaves
 def test_train_only_runs_share_the_folder_but_never_a_method(tmp_path):
     """The documented workflow, one --train-only process per method, still works; two processes
     training the same method, or a full run beside them, do not."""
-    holder = hold(tmp_path, shared=True)          # another --train-only run
+    holder = hold(tmp_path, shared=True)          # another --train-only run (which marked the folder as omni-jax's)
+    files.mark_directory(tmp_path)
     method_holder = hold(tmp_path / "a")          # ... training method a
     try:
         with pytest.raises(OmniJaxError, match="the folder of a .* is in use"):

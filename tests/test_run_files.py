@@ -123,7 +123,9 @@ def test_a_rerun_with_fewer_methods_keeps_the_others(tmp_path):
     exp2 = Toy()
     again = runner.train_and_evaluate(exp2, toy_config(**{"train.methods": "('b',)"}), tmp_path, show_progress=False,
                                       log=logged.append)
-    assert again == both and exp2.trained == []            # nothing trained, the earlier evaluation reused
+    # nothing trained (each method set up, to check its model against its checkpoint), the evaluation reused
+    assert again == both and exp2.calls == [] and sorted(exp2.trained) == ["a", "b"]
+    assert [json.loads(l)["step"] for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()] == [2, 4]
     assert any("keeping the finished a" in line for line in logged)
     # with another evaluation setting, the kept method is evaluated again with it, beside the rerun one
     exp3 = Toy()
@@ -136,6 +138,7 @@ def test_a_rerun_with_fewer_methods_keeps_the_others(tmp_path):
 
 def test_the_work_directory_is_checked_before_any_work(tmp_path, capsys):
     from test_runner import Toy, toy_config
+    files.mark_directory(tmp_path)                         # a work directory of omni-jax's
     (tmp_path / "results.json").mkdir()
     exp = Toy()
     with pytest.raises(OmniJaxError, match="results.json: it is a directory"):

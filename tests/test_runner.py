@@ -184,7 +184,9 @@ def test_runner_trains_evaluates_writes_and_restores(tmp_path):
     # the same config again: restored without training or evaluating
     again, logged = Toy(), []
     assert runner.train_and_evaluate(again, toy_config(), tmp_path, show_progress=False, log=logged.append) == records
-    assert again.calls == [] and again.trained == [] and "restored finished a, b" in logged[0]
+    # (each method is set up, so that its model's shapes are checked against the checkpoint, never trained)
+    assert again.calls == [] and again.trained == ["a", "b"] and "restored finished a, b" in logged[0]
+    assert [json.loads(l)["step"] for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()] == [2, 4]
     # another evaluation setting: the checkpoints are reused, the evaluation runs again
     third = Toy()
     shifted = runner.train_and_evaluate(third, toy_config(**{"eval.offset": 1.0}), tmp_path, **quiet())
@@ -262,3 +264,41 @@ def test_train_only_trains_every_method_and_writes_no_results(tmp_path):
     assert records == runner.train_and_evaluate(Toy(), toy_config(), tmp_path / "both", **quiet())
     with pytest.raises(OmniJaxError, match="exclude each other"):
         runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet(train_only=True, evaluate_only=True))
+
+
+class Wider(Toy):
+    """The same config, another model: what a user's edited network looks like to the runner."""
+
+    def setup(self, cfg, method, context, mesh):
+        program = super().setup(cfg, method, context, mesh)
+        program.state = program.state.replace(params=jnp.zeros(4), best=initial_best(jnp.zeros(4)))
+        return program
+
+
+def test_a_model_changed_in_code_never_resumes_or_reprints(tmp_path):
+    records = runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet())
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    logged = []
+    with pytest.raises(OmniJaxError, match=r"another model under the same config \(parameters "
+                                           r"\['params'\] \(was 'float32\[3\]', now 'float32\[4\]'\)\)"):
+        runner.train_and_evaluate(Wider(), toy_config(), tmp_path, show_progress=False, log=logged.append,
+                                  compile_workers=0)
+    assert logged == []    # no stale table
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".omni-jax.lock"} == \
+        {p: b for p, b in before.items() if p.name != ".omni-jax.lock"}
+    with pytest.raises(OmniJaxError, match="another model"):   # an unfinished run refuses to resume too
+        runner.train_and_evaluate(Wider(), toy_config(), tmp_path / "half", **quiet(stop_after=2)) or \
+            runner.train_and_evaluate(Toy(), toy_config(), tmp_path / "half", **quiet())
+    # the old model still reprints its results
+    assert runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet()) == records
+
+
+def test_a_checkpoint_from_before_the_model_shapes_were_recorded_resumes(tmp_path):
+    runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet(stop_after=2))
+    path = tmp_path / "a" / "checkpoints" / "config.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in old.items() if k != "parameters"}))
+    assert "parameters" in old
+    records = runner.train_and_evaluate(Toy(), toy_config(), tmp_path, **quiet())
+    assert all(r["step"] == 4 for r in records)
+    assert json.loads(path.read_text())["parameters"] == old["parameters"]   # recorded at its next save

@@ -21,6 +21,8 @@ import contextlib
 import errno
 import json
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Tuple
@@ -96,7 +98,7 @@ class CheckpointStore:
             raise
         except Exception as e:  # noqa: BLE001 (orbax and tensorstore raise anything)
             where = path or self.directory
-            if isinstance(e, OSError):
+            if files.os_error_in(e) is not None:   # a full disk, a quota, a read-only file system, ...
                 raise files.error(where, action, e, "fix it and run again") from None
             raise OmniJaxError(f"cannot {action} {where} ({_first_line(e)}); move it aside to start "
                                "over") from None
@@ -146,12 +148,29 @@ class CheckpointStore:
             self._rewrite_config = True
         if old is None:
             return
-        changed = config_lib.diff(old, self.fingerprint)
-        if changed:
+        if "parameters" not in old or "parameters" not in self.fingerprint:
+            # a checkpoint from before the model's shapes were recorded (it gets them at its next
+            # save), or a look at the config alone (CheckpointStore.peek, before the model is built)
+            self._rewrite_config = self._rewrite_config or "parameters" not in old
+            old = {k: v for k, v in old.items() if k != "parameters"}
+            new = {k: v for k, v in self.fingerprint.items() if k != "parameters"}
+        else:
+            new = self.fingerprint
+        model = config_lib.diff({"p": old.get("parameters", {})}, {"p": new.get("parameters", {})})
+        if model and not config_lib.diff({k: v for k, v in old.items() if k != "parameters"},
+                                         {k: v for k, v in new.items() if k != "parameters"}):
+            shown = "; ".join(m[len("p."):] for m in model[:3]) + (f" and {len(model) - 3} more" if len(model) > 3
+                                                                    else "")
             raise OmniJaxError(
-                f"work directory {self.directory} holds a checkpoint from an incompatible config: "
-                f"{'; '.join(changed[:4])}{' ...' if len(changed) > 4 else ''}. "
-                "Use another --workdir or the same config")
+                f"{self.directory} holds the checkpoints of another model under the same config (parameters "
+                f"{shown}); a network changed in code cannot resume them: move the folder aside or use another "
+                "--workdir")
+        changed = config_lib.diff(old, new)
+        if changed:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            raise OmniJaxError(
+                f"{self.directory} holds the checkpoints of an incompatible config ({'; '.join(changed[:3])}{more}); "
+                "use another --workdir or the same config")
 
     def _fingerprint_from_steps(self) -> Optional[dict]:
         """The fingerprint recorded with the newest step that has a readable record (``config.json``
@@ -305,11 +324,40 @@ class CheckpointStore:
         if primary and (self._rewrite_config or not (self.config_path.exists() or self.config_path.is_symlink())):
             self._rewrite_config = False
             files.write_atomic(self.config_path, json.dumps(self.fingerprint, indent=1, sort_keys=True))
-        with self._orbax_errors(f"write checkpoint step {step} to", self._step_dir(step)):
-            self._manager.save(step, args=ocp.args.StandardSave(state))
-            self._manager.wait_until_finished()
+        self._check_space(step, state)
+        try:
+            with _quiet_orbax(), self._orbax_errors(f"write checkpoint step {step} to", self._step_dir(step)):
+                self._manager.save(step, args=ocp.args.StandardSave(state))
+                self._manager.wait_until_finished()
+        except OmniJaxError:
+            self._remove_partial(step)   # the half-written step (on a full disk, its space back)
+            raise
         if primary:
             self._write_record(step)
+
+    def _check_space(self, step: int, state: Any) -> None:
+        """A step that cannot fit on the device is refused before orbax starts writing it (orbax's
+        writer threads fail noisily, one traceback each, when the disk fills under them)."""
+        need = int(1.05 * sum(int(getattr(x, "nbytes", 0)) for x in jax.tree_util.tree_leaves(state))) + (64 << 10)
+        try:
+            st = os.statvfs(self.directory)
+        except (OSError, AttributeError):
+            return
+        free = st.f_bavail * st.f_frsize
+        if need > free:
+            raise OmniJaxError(f"cannot write checkpoint step {step} to {self._step_dir(step)}: it needs about "
+                               f"{need / 1e6:.1f} MB and the device has {free / 1e6:.1f} MB free (the disk is full); "
+                               "free some space (or use another directory) and run again; what was written before "
+                               "is intact")
+
+    def _remove_partial(self, step: int) -> None:
+        """Removes what a failed save of ``step`` left: orbax's temporary folder for it (never a
+        finished step: those are renamed into place only when complete)."""
+        if jax.process_index() != 0:
+            return
+        with contextlib.suppress(OSError):
+            for p in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(p, ignore_errors=True)
 
     def _write_record(self, step: int) -> None:
         d = self._step_dir(step)

@@ -198,6 +198,9 @@ def train_loop(state: TrainState, chunk_fn: Callable, *, total_steps: int, chunk
                 store.save(step, state)
             if stop_after is not None and step >= stop_after:
                 break
+    except BaseException:
+        bar.leave = False   # the error's one line, not under a half-drawn progress bar
+        raise
     finally:
         bar.close()
     return state

@@ -267,6 +267,45 @@ def _keep_other_methods(experiment: "Experiment", cfg, workdir: Path, mesh, log)
     return wider
 
 
+def model_fingerprint(fingerprint: dict, state: TrainState) -> dict:
+    """``fingerprint`` (a method's config, :meth:`Experiment.fingerprint`) and the model itself: the
+    path, shape and dtype of every parameter and BatchNorm statistic of ``state``, so that a
+    network changed in code (a user's own backbone, say) under an unchanged config does not
+    resume from, or print the results of, the checkpoints of the old one."""
+    leaves = jax.tree_util.tree_flatten_with_path({"params": state.params, "batch_stats": state.batch_stats})[0]
+    parameters = {"".join(str(k) for k in path): f"{getattr(x, 'dtype', type(x).__name__)}{list(getattr(x, 'shape', ()))}"
+                  for path, x in leaves}
+    return dict(fingerprint, parameters=parameters)
+
+
+def _finished_damage(workdir: Path, methods: Sequence[str], prints: Mapping[str, dict],
+                     done: Mapping[str, int]) -> Optional[str]:
+    """Why a finished method's last checkpoint is not the one that was saved, or ``None``."""
+    for method in methods:
+        store = CheckpointStore(workdir / method / "checkpoints", prints[method])
+        try:
+            problem = store.verify(done[method])
+        finally:
+            store.close()
+        if problem is not None:
+            return f"the finished checkpoint of {method} is damaged ({problem})"
+    return None
+
+
+def written_by_omni_jax(workdir: Path) -> bool:
+    """Whether ``workdir`` (a folder without omni-jax's marker file) is a work directory written
+    before the marker existed: it holds an ``evaluation.json`` or a method folder with checkpoints
+    or metrics, or folders of runs that have the marker (an ``experiments/`` driver's folder)."""
+    if (workdir / EVALUATION).is_file():
+        return True
+    with contextlib.suppress(OSError):
+        for d in workdir.iterdir():
+            if d.is_dir() and ((d / "checkpoints" / "config.json").is_file() or (d / "metrics.jsonl").is_file()
+                               or files.owned(d)):
+                return True
+    return False
+
+
 def _check_layout(workdir: Path, methods: Sequence[str]) -> None:
     """Before any work: the work directory can be written, and nothing of the wrong kind (a
     directory where a file goes, or the reverse) stands where the run will write."""
@@ -320,7 +359,7 @@ def trained_models(experiment: Experiment, cfg, workdir, methods: Optional[Seque
     for method in methods:
         program = experiment.setup(cfg, method, context, mesh)
         directory = workdir / method / "checkpoints"
-        store = CheckpointStore(directory, experiment.fingerprint(cfg, method))
+        store = CheckpointStore(directory, model_fingerprint(experiment.fingerprint(cfg, method), program.state))
         try:
             restored, state = store.restore_latest(program.state)
         finally:
@@ -366,9 +405,16 @@ def train_and_evaluate(experiment: Experiment, cfg, workdir, *, show_progress: b
     workdir = Path(workdir)
     mesh = task_mesh()
     experiment.check(cfg, mesh)
+    primary = jax.process_index() == 0
+    if primary:   # before any work: a place that can hold a run, and a folder that is new, empty or omni-jax's
+        files.check_place(workdir)
+        files.claim_directory(workdir, writes=[RESULTS, EVALUATION, EVALUATIONS, *cfg.train.methods],
+                              adopt=written_by_omni_jax)
     # one run per work directory (process 0 holds it for all processes of a --distributed run);
     # --train-only runs share it, each holding the folders of the methods it trains
-    with files.run_lock(workdir, shared=train_only) if jax.process_index() == 0 else contextlib.nullcontext():
+    with files.run_lock(workdir, shared=train_only) if primary else contextlib.nullcontext():
+        if primary:
+            files.mark_directory(workdir)
         return _train_and_evaluate(experiment, cfg, workdir, mesh, show_progress=show_progress, log=log,
                                    stop_after=stop_after, progress_fn=progress_fn, compile_workers=compile_workers,
                                    evaluate_only=evaluate_only, train_only=train_only)
@@ -397,21 +443,35 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
             if problem is not None:
                 raise OmniJaxError(f"--eval-only: the finished checkpoint of {method} is damaged ({problem}); run "
                                    "without --eval-only to train its last steps again from an earlier checkpoint")
+    if jax.process_index() == 0:
+        _check_layout(workdir, methods)   # before any work, not after it
+    context = experiment.prepare(cfg, mesh)
+    programs = {m: experiment.setup(cfg, m, context, mesh) for m in methods}
+    prints = {m: model_fingerprint(experiment.fingerprint(cfg, m), programs[m].state) for m in methods}
+    for method in methods:   # the model itself, not only its config: a changed network never resumes
+        if done[method]:
+            CheckpointStore(workdir / method / "checkpoints", prints[method]).close()
     stamp = evaluation_stamp(cfg, methods)
     if stop_after is None and not train_only and all(done[m] >= total for m in methods):
         records = _reusable_results(workdir, stamp)
-        if records is not None:
+        damage = _finished_damage(workdir, methods, prints, done) if records is not None else None
+        if damage is not None:
+            log(f"omni-jax {experiment.name}: {damage}; restoring an earlier checkpoint and training again from it")
+        elif records is not None:
             log(f"omni-jax {experiment.name}: restored finished {', '.join(methods)} ({total} steps) and their "
                 f"evaluation with this config from {workdir / RESULTS}")
             log(experiment.table(cfg, records))
             _log_warnings(experiment, records, log)
+            for method in methods:
+                _, damaged = MetricsWriter(workdir / method / "metrics.jsonl", tensorboard=False).read_lines()
+                if damaged:
+                    log(f"omni-jax {experiment.name}: warning: {workdir / method / 'metrics.jsonl'} has "
+                        f"{len(damaged)} damaged line(s) (line {', '.join(map(str, damaged[:3]))}"
+                        f"{' ...' if len(damaged) > 3 else ''}); the results above come from the checkpoints, "
+                        "which are intact")
             return records
 
-    if jax.process_index() == 0:
-        _check_layout(workdir, methods)   # before any work, not after it
-    context = experiment.prepare(cfg, mesh)
     log(f"{experiment.describe(cfg, context, mesh)}; workdir {workdir}")
-    programs = {m: experiment.setup(cfg, m, context, mesh) for m in methods}
     evaluator = None if train_only else experiment.evaluator(cfg, programs, context, mesh)
     workers = min(4, os.cpu_count() or 1) if compile_workers is None else compile_workers
     trained, timings, diverged = {}, {}, {}
@@ -432,7 +492,7 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
             report = (lambda step, m, method=method: progress_fn(method, step, m)) if progress_fn else None
             with (files.run_lock(workdir / method, what=f"the folder of {method}") if jax.process_index() == 0
                   else contextlib.nullcontext()):
-                state = train_program(program, workdir / method, experiment.fingerprint(cfg, method),
+                state = train_program(program, workdir / method, prints[method],
                                       desc=method, show_progress=show_progress, stop_after=stop_after,
                                       progress_fn=report)
             if int(state.step) < program.num_steps:
