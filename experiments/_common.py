@@ -117,6 +117,17 @@ def run(name: str, body: Callable[[], Optional[int]], argv: Optional[Sequence[st
         return 2
 
 
+def workdir(path) -> Path:
+    """A driver's work directory, checked before any work as the runner checks its own: a place a run
+    can use (:func:`omni_jax.files.check_place`), and new, empty or omni-jax's (an older driver
+    folder is adopted). Creates nothing: :func:`run_and_write` makes and marks it."""
+    from omni_jax.training.runner import written_by_omni_jax
+    wd = Path(path)
+    files.check_place(wd)
+    files.claim_directory(wd, adopt=written_by_omni_jax)
+    return wd
+
+
 def say(msg: str) -> None:
     print(msg, flush=True)
 
@@ -216,7 +227,10 @@ def run_and_write(plan: Sequence[Run], train_and_evaluate, args, write: Callable
                   table: Callable[[list], str], outputs: Sequence[Path]) -> int:
     """A multi-run driver's end: :func:`run_plan` (``args.report_only``, ``args.progress``),
     ``write(records)`` (which merges them into the driver's records and returns them all), then
-    the table of them all and the files written."""
+    the table of them all and the files written. The folder of ``outputs`` (the driver's work
+    directory, :func:`workdir`) is created and marked as omni-jax's first."""
+    wd = files.ensure_dir(Path(outputs[0]).parent, "work directory")
+    files.mark_directory(wd)
     records = run_plan(plan, train_and_evaluate, report_only=args.report_only, progress=args.progress, write=write)
     say(table(write(records)))
     say(f"wrote {', '.join(str(p) for p in outputs)}")

@@ -77,7 +77,7 @@ def _main(args, extra) -> int:
     if args.steps <= 0:
         raise OmniJaxError(f"--steps must be positive, got {args.steps}")
     common.check_data_dir([args.protocol], args.data_dir)
-    wd = Path(args.workdir)
+    wd = common.workdir(args.workdir)
     plan = []
     for i in rows:   # every config checked before anything trains
         cfg = common.glyph_config(args.protocol, "omni_proto", args.data_dir,

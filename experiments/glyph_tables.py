@@ -274,7 +274,7 @@ def _main(args, extra) -> int:
             raise OmniJaxError("--algorithms and --baselines name nothing")
         todo = algorithm_runs(algorithms, baselines)
     write, table, name = TABLES[args.table]
-    wd = Path(args.workdir)
+    wd = common.workdir(args.workdir)
     from omni_jax.classification import train_and_evaluate
     return common.run_and_write(plan(todo, protocols, args, extra), train_and_evaluate, args,
                                 lambda recs: write(recs, wd), table,

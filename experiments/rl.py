@@ -85,7 +85,7 @@ def main(argv=None) -> int:
 
 def _main(args, overrides) -> int:
     envs = common.split_list(args.envs, "--envs", ENVS)
-    wd = Path(args.workdir)
+    wd = common.workdir(args.workdir)
     plan = []
     for env in envs:   # every config built before anything trains (a bad override fails here)
         name = config_name(env, args.paper_size) + ("_quick" if args.quick else "")

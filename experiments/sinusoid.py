@@ -101,7 +101,7 @@ def _main(args, overrides) -> int:
     from omni_jax import files
     from omni_jax.sinusoid import train_and_evaluate
     cfg = common.config(args.config, args.quick, overrides)
-    wd = Path(args.workdir or ("runs/sinusoid_quick" if args.quick else "runs/sinusoid"))
+    wd = common.workdir(args.workdir or ("runs/sinusoid_quick" if args.quick else "runs/sinusoid"))
     records = train_and_evaluate(cfg, wd, show_progress=args.progress)
     table = ("Sinusoid regression (Figure 9b): mean MSE ± 95% CI over the test tasks after s SGD steps\n\n"
              + fig9b_table(records))

@@ -131,6 +131,12 @@ def build_parser(command: Optional[str] = None):
 
 
 INTERRUPTED = "omni-jax: interrupted; run the same command again to resume from the last checkpoint\n"
+# what Ctrl-C means for commands that do not train (and have no checkpoints to resume from)
+INTERRUPTED_BY_COMMAND = {
+    "data": "omni-jax: interrupted; nothing half-written is left (a benchmark's manifest is written last, "
+            "atomically); run the same command again to start it over\n",
+}
+_interrupted = INTERRUPTED
 
 
 def exit_on_interrupt(signum, frame):
@@ -143,7 +149,7 @@ def exit_on_interrupt(signum, frame):
         sys.stdout.flush()
     except Exception:   # the main thread may be inside a write to stdout
         pass
-    os.write(2, INTERRUPTED.encode())
+    os.write(2, _interrupted.encode())
     import multiprocessing
     for child in multiprocessing.active_children():   # e.g. the glyph builder's workers: stop them too
         child.terminate()
@@ -156,6 +162,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         signal.signal(signal.SIGINT, exit_on_interrupt)
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
+    global _interrupted
+    _interrupted = INTERRUPTED_BY_COMMAND.get(command, INTERRUPTED)
     parser, module = build_parser(command)
     args, unknown = parser.parse_known_args(argv)
     overrides = [u for u in unknown if u.startswith("--config.")]
@@ -188,7 +196,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"{OPTIONAL[top]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(INTERRUPTED, end="", file=sys.stderr, flush=True)
+        print(_interrupted, end="", file=sys.stderr, flush=True)
         if argv_given is None:
             # a KeyboardInterrupt not from our SIGINT handler (a library may have put Python's default back):
             # end now. Tearing the interpreter down while XLA's compile threads and orbax's writers are

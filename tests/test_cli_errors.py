@@ -92,3 +92,22 @@ def test_the_runner_warns_and_the_records_say_so(tmp_path):
     again = []   # reprinted from results.json: the warning again
     runner.train_and_evaluate(Growing(), toy_config(**{"train.num_steps": 6}), tmp_path, **dict(quiet(), log=again.append))
     assert any("warning: b:" in line for line in again)
+
+
+def test_ctrl_c_says_what_a_rerun_does_for_each_command(tmp_path, monkeypatch, capsys):
+    """A training command resumes from its last checkpoint; ``data glyphs`` has nothing to resume and says so."""
+    from omni_jax import cli
+    from omni_jax.glyphs import build
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "build", interrupted)
+    assert cli.main(["data", "glyphs", "--out", str(tmp_path / "g")]) == 130
+    err = capsys.readouterr().err
+    assert err == cli.INTERRUPTED_BY_COMMAND["data"] and "resume" not in err and "start it over" in err
+    assert not (tmp_path / "g").exists()
+    import omni_jax.sinusoid
+    monkeypatch.setattr(omni_jax.sinusoid, "train_and_evaluate", interrupted)
+    assert cli.main(["sinusoid", "--quick", "--workdir", str(tmp_path / "s")]) == 130
+    assert capsys.readouterr().err == cli.INTERRUPTED
