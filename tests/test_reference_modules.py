@@ -235,7 +235,7 @@ def test_head_bn_config_field_is_checked_and_fingerprinted():
     from omni_jax.classification import experiment
     from omni_jax.errors import OmniJaxError
     cfg = config_lib.load_config("classify_synthetic")
-    assert cfg.model.head_bn == "batch"                              # the references' (Tseng et al.'s)
+    assert cfg.model.head_bn == "batch"                              # the reference codes' (Chen et al., Tseng et al.)
     experiment.check(cfg)
     assert experiment.fingerprint(cfg, "gnn")["model"]["head_bn"] == "batch"
     cfg.model.head_bn = "running"                                    # before the field: old work directories resume

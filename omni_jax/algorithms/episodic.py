@@ -19,18 +19,18 @@ The BatchNorm layers of the relation module and the GNN (:func:`head_batch_norm`
 config field ``model.head_bn``) normalise in one of two ways:
 
 * ``"batch"``: each episode with its own statistics, in training and at test alike, with no
-  running averages. This is Tseng et al.'s code (``methods/gnn.py`` l. 41, 65-74,
-  ``methods/gnnnet.py`` l. 17, ``methods/relationnet.py`` l. 69: ``BatchNorm(...,
-  track_running_stats=False)``, which uses the batch's statistics in ``eval()`` mode too) with
-  its one episode per batch. A test episode's predictions depend on that episode only, however
+  running averages. This is what both reference codes do, with one episode per batch:
+  Tseng et al.'s (``methods/gnn.py`` l. 41, 65-74, ``methods/gnnnet.py`` l. 17,
+  ``methods/relationnet.py`` l. 69: ``BatchNorm(..., track_running_stats=False)``, which uses
+  the batch's statistics in ``eval()`` mode too) and Chen et al.'s relation module (its
+  ``BatchNorm2d(momentum=1)`` keeps running statistics, but ``test.py`` scores RelationNet on
+  saved features with the model never put in ``eval()`` mode, l. 146-152; only MAML's branch
+  calls ``model.eval()``, l. 143). A test episode's predictions depend on that episode only, however
   many test episodes are batched together, but on all of it: each query's on the episode's
   other queries too (transductive, like the BatchNorm of MAML's test-time head).
 * ``"running"``: the statistics of the whole batch of episodes in training, running averages
   (momentum 0.9) at test (Garcia & Bruna's GNN code, whose BatchNorm layers are PyTorch's
   defaults, tested in ``eval()`` mode).
-
-Chen et al.'s relation module (``BatchNorm2d(momentum=1)``, tested in ``eval()`` mode) uses the
-statistics of the last training batch at test; neither mode is that.
 """
 from __future__ import annotations
 

@@ -41,6 +41,13 @@ layer against the reference's constructors). Before issue 27 the first two MLPs
 had the widths 2F, 2F, F, F of their F input features (266, 266, 133, 133 and
 362, 362, 181, 181): 603,050.
 
+Where it differs from the reference code: the Dense biases start at zero (PyTorch draws
+them, like the weights, from U(±1/√fan_in)); the kernels are drawn as PyTorch's with
+``kernel_init="torch"`` (the default). Garcia & Bruna's ``GNN_nl_omniglot`` (their Omniglot
+model, not the one Tseng et al. use) sizes its adjacency MLPs from the layer's input features
+(``ratio=[2, 1.5, 1, 1]`` of it); ``GNN_nl``, their mini-ImageNet model and Tseng et al.'s, uses
+the fixed ``nf`` widths above.
+
 BatchNorm (``bn``, config field ``model.head_bn``): ``"batch"`` normalises each
 episode with its own statistics in training and at test (Tseng et al.'s
 ``track_running_stats=False``, one episode per batch), ``"running"`` uses running

@@ -16,10 +16,13 @@ input_size[2] < 10 else 0``, for the 7x7 maps of a ResNet at 224 px), so the
 module needs maps of at least 4x4 (10x10 without padding): Conv-4 without its
 last two max-pools at 84 px gives 21x21 maps (3x3 after the blocks), ResNet-10/18
 at 224 px 7x7 (1x1), ResNet-12 at 84 px 5x5 (1x1); ResNet-10/18 at 84 px give 3x3
-maps, too small (Chen et al. and Tseng et al. train them at 224 px). Its BatchNorm
+maps, too small (Chen et al. and Tseng et al. train them at 224 px). (Chen et al.'s
+``ConvNetNopool`` leaves its first two convolutions unpadded: 19x19 maps at 84 px, also 3x3
+after the blocks, so the same fully connected layer.) Its layers start from Flax's
+initialisers, not Chen et al.'s ``init_layer`` (convolutions N(0, 2/(9·c_out))). Its BatchNorm
 follows ``bn`` (config field ``model.head_bn``; see
-:mod:`omni_jax.algorithms.episodic`): Tseng et al.'s code normalises each episode
-with its own statistics in training and at test. Trained with the mean squared
+:mod:`omni_jax.algorithms.episodic`): Chen et al.'s and Tseng et al.'s codes normalise
+each episode with its own statistics in training and at test. Trained with the mean squared
 error against one-hot targets:
 
     φ, θ = argmin Σ_{x̂, k} (r_k(x̂) - 1[y(x̂) = k])²                    (Sung et al. Eq. 2)
