@@ -73,7 +73,7 @@ def train_curve(n_way: int, *, k_shot: int, n_query: int, dim: int, noise: float
         updates, opt_state = opt.update(g, opt_state, params)
         return optax.apply_updates(params, updates), stats, opt_state, loss, acc
 
-    params, stats = variables["params"], variables["batch_stats"]
+    params, stats = variables["params"], variables.get("batch_stats", {})   # none with bn="batch"
     opt_state = opt.init(params)
     losses, accs = [], []
     for key in jax.random.split(jax.random.fold_in(k_data, 1), steps):

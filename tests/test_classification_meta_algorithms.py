@@ -171,7 +171,7 @@ def test_gnn_adjacency_rows_sum_to_one_and_node_features():
     nodes = np.asarray(node_features(zs, oh, zq, "query"))
     assert nodes.shape == (8, 7, 6)                          # one graph per query, S + 1 nodes
     np.testing.assert_array_equal(nodes[5, :6, 3:], np.asarray(oh[1]))   # support: one-hot labels
-    np.testing.assert_allclose(nodes[5, 6, 3:], 1 / 3)                   # query: uniform
+    np.testing.assert_array_equal(nodes[5, 6, 3:], 0.0)                  # query: zeros (both reference codes)
     np.testing.assert_array_equal(nodes[5, 6, :3], 2.0)
 
 
@@ -190,7 +190,7 @@ def test_gnn_class_set_graphs_hold_one_query_of_each_class():
             np.testing.assert_array_equal(g[:n * k, 0], np.asarray(zs[e, :, 0]))          # the support set
             np.testing.assert_array_equal(g[:n * k, 1:], np.asarray(oh[e]))
             np.testing.assert_array_equal(g[n * k:, 0], [100 + e * n * q + c * q + i for c in range(n)])
-            np.testing.assert_allclose(g[n * k:, 1:], 1 / n)                             # unlabelled
+            np.testing.assert_array_equal(g[n * k:, 1:], 0.0)                            # unlabelled: zeros
     # grouping and ungrouping are inverse permutations; "query" keeps one query per graph
     x = jnp.arange(t * n * q * 2, dtype=jnp.float32).reshape(t, n * q, 2)
     for graph, m in (("query", 1), ("class_set", n)):
@@ -203,26 +203,34 @@ def test_gnn_class_set_graphs_hold_one_query_of_each_class():
         group_queries(x, n, "star")
 
 
-def test_gnn_class_set_logits_follow_their_query():
+@pytest.mark.parametrize("bn", ["running", "batch"])
+def test_gnn_class_set_logits_follow_their_query(bn):
     """With ``"class_set"`` graphs, swapping the i-th and j-th queries of every class swaps two whole
-    graphs: the logits of every query move with it (and the output keeps the [T, Q, N] order)."""
+    graphs: the logits of every query move with it (and the output keeps the [T, Q, N] order). At
+    test, with running averages a query's logits depend on the queries of its own graph only; with
+    each episode's BatchNorm statistics (Tseng et al.) on every query of its episode, never on
+    another episode's."""
     rng = np.random.default_rng(6)
     t, n, k, q, d = 2, 3, 2, 3, 5
     sf = jnp.asarray(rng.normal(size=(t, n * k, d)), jnp.float32)
     qf = jnp.asarray(rng.normal(size=(t, n * q, d)), jnp.float32)
     oh = jax.nn.one_hot(jnp.tile(jnp.repeat(jnp.arange(n), k), (t, 1)), n)
-    net = GraphNetwork(embed_dim=8, nf=6, graph="class_set")
+    net = GraphNetwork(embed_dim=8, nf=6, graph="class_set", bn=bn)
     v = net.init(jax.random.PRNGKey(0), sf, oh, qf)
     logits = np.asarray(net.apply(v, sf, oh, qf))
     assert logits.shape == (t, n * q, n)
     perm = np.arange(n * q).reshape(n, q)[:, [2, 0, 1]].reshape(-1)   # within each class: graphs 2, 0, 1
     np.testing.assert_allclose(net.apply(v, sf, oh, qf[:, perm]), logits[:, perm], rtol=1e-5, atol=1e-6)
-    # a query's logits depend on the other queries of its graph (transductive), not on other graphs'
-    qf2 = qf.at[:, 1].set(qf[:, 1] + 1.0)       # query 1 of class 0 lives in graph 1
+    qf2 = qf.at[0, 1].set(qf[0, 1] + 1.0)       # query 1 of class 0 of episode 0 lives in graph 1
     moved = np.asarray(net.apply(v, sf, oh, qf2))
-    same = [c * q + i for c in range(n) for i in (0, 2)]
-    np.testing.assert_allclose(moved[:, same], logits[:, same], rtol=1e-5, atol=1e-6)
-    assert np.abs(moved[:, [c * q + 1 for c in range(1, n)]] - logits[:, [c * q + 1 for c in range(1, n)]]).max() > 1e-4
+    np.testing.assert_allclose(moved[1], logits[1], rtol=1e-5, atol=1e-6)     # the other episode: unchanged
+    graph1 = [c * q + 1 for c in range(1, n)]
+    assert np.abs(moved[0, graph1] - logits[0, graph1]).max() > 1e-4      # its graph: transductive
+    others = [c * q + i for c in range(n) for i in (0, 2)]
+    if bn == "running":
+        np.testing.assert_allclose(moved[0, others], logits[0, others], rtol=1e-5, atol=1e-6)
+    else:   # the episode's statistics changed
+        assert np.abs(moved[0, others] - logits[0, others]).max() > 1e-4
 
 
 def test_gnn_loss_is_query_cross_entropy_of_the_module():
@@ -274,7 +282,7 @@ def _gnn_toy_losses(kernel_init, steps, seed=0, graph="query"):
         updates, opt_state = opt.update(g, opt_state, params)
         return optax.apply_updates(params, updates), stats, opt_state, value
 
-    params, stats, opt_state, out = v["params"], v["batch_stats"], opt.init(v["params"]), []
+    params, stats, opt_state, out = v["params"], v.get("batch_stats", {}), opt.init(v["params"]), []
     for _ in range(steps):
         params, stats, opt_state, value = step(params, stats, opt_state, *episode())
         out.append(float(value))

@@ -47,7 +47,8 @@ def test_kind(algorithm: str) -> str:
 
 
 class _EvalThread:
-    """``fn(output)`` / ``module(params, flow, *args)`` at test time (running averages), the interface
+    """``fn(output)`` / ``module(params, flow, *args)`` at test time (running averages; the meta module's
+    BatchNorm as ``model.head_bn`` says), the interface
     :func:`omni_jax.classification.train.meta_algorithm` builds an algorithm on."""
 
     def __init__(self, net: FewShotNet, stats):

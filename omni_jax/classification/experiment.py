@@ -29,6 +29,7 @@ import numpy as np
 
 from omni_jax import config as config_lib
 from omni_jax.algorithms.finetune import FinetuneConfig
+from omni_jax.algorithms.episodic import HEAD_BN
 from omni_jax.algorithms.gnn import GRAPHS as GNN_GRAPHS
 from omni_jax.algorithms.protonet import DISTANCES
 from omni_jax.classification import episodes
@@ -88,6 +89,8 @@ def check(cfg, mesh=None) -> None:
     req(cfg.model.gnn_features >= 2, f"config field model.gnn_features must be >= 2, got {cfg.model.gnn_features!r}")
     req(cfg.model.gnn_graph in GNN_GRAPHS,
         f"config field model.gnn_graph must be one of {', '.join(GNN_GRAPHS)}, got {cfg.model.gnn_graph!r}")
+    req(cfg.model.head_bn in HEAD_BN,
+        f"config field model.head_bn must be one of {', '.join(HEAD_BN)}, got {cfg.model.head_bn!r}")
     req(cfg.train.distill_on in ("probs", "logits"),
         f"config field train.distill_on must be probs or logits, got {cfg.train.distill_on!r}")
     config_lib.check_omni_group(cfg.omni)
@@ -160,7 +163,8 @@ def fingerprint(cfg, method: str) -> dict:
     return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
                                   drop=("data.dir", "data.dirs", "data.test_split", "train.methods",
                                         "train.ckpt_every", "train.maml_task_chunk"),
-                                  added={"model.gnn_graph": "query"}, omni=spec_for(cfg, method).omni)
+                                  added={"model.gnn_graph": "query", "model.head_bn": "running"},
+                                  omni=spec_for(cfg, method).omni)
 
 
 # ---------------------------------------------------------------------------- data
@@ -248,7 +252,7 @@ def setup(cfg, method: str, data: Data, mesh=None) -> runner.Program:
     net = build_net(spec, m.backbone, data.splits["train"].num_classes, tc.n_way, num_plain=m.num_plain,
                     star=m.star, width=m.width, pool=m.pool, drop_rate=m.drop_rate, depth=m.depth, fce=m.fce,
                     relation_hidden=m.relation_hidden, gnn_embed_dim=m.gnn_embed_dim, gnn_features=m.gnn_features,
-                    gnn_graph=m.gnn_graph, conv_init=m.conv_init)
+                    gnn_graph=m.gnn_graph, conv_init=m.conv_init, head_bn=m.head_bn)
     try:
         state = create_train_state(net, spec, tc, data.image_shape, cfg.seed)
     except ValueError as e:   # e.g. RelationNet on feature maps too small for its relation module

@@ -221,11 +221,12 @@ register_meta_algorithm(MetaAlgorithm(
                                           scale=tc.matching_scale, outputs=out)))
 register_meta_algorithm(MetaAlgorithm(
     "relation", method="relationnet", input="feature_map", conv4_unpooled=2,
-    module=lambda m: RelationModule(hidden=m["relation_hidden"]),
+    module=lambda m: RelationModule(hidden=m["relation_hidden"], bn=m["head_bn"]),
     build=lambda th, tc, out: relationnet(th.fn("feature_map"), th.module, tc.n_way, outputs=out)))
 register_meta_algorithm(MetaAlgorithm(
     "gnn", fixed_ways=True,
-    module=lambda m: GraphNetwork(embed_dim=m["gnn_embed_dim"], nf=m["gnn_features"], graph=m["gnn_graph"]),
+    module=lambda m: GraphNetwork(embed_dim=m["gnn_embed_dim"], nf=m["gnn_features"], graph=m["gnn_graph"],
+                                  bn=m["head_bn"]),
     build=lambda th, tc, out: gnn(th.fn("features"), th.module, tc.n_way, outputs=out)))
 register_pretrain(PretrainAlgorithm("linear", method="baseline", head="linear"))
 register_pretrain(PretrainAlgorithm("cosine", method="baseline_pp", head="cosine"))

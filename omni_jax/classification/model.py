@@ -18,7 +18,10 @@ statistics for the duration of one traced loss evaluation:
 At test time the ProtoNet and fine-tuned heads embed with the running
 averages of their flow; MAML's head adapts and predicts with the batch
 statistics of the task (the transductive BatchNorm of the original MAML),
-since MAML's inner loop never updates running averages.
+since MAML's inner loop never updates running averages. The relation module
+and the GNN normalise as ``model.head_bn`` says: each episode with its own
+statistics in training and at test (``"batch"``, Tseng et al.'s code), or
+with running averages at test (``"running"``).
 """
 from __future__ import annotations
 
@@ -100,12 +103,14 @@ def omnified_backbone(make: Callable[[], nn.Module], *, train_arg: str = "train"
 
 
 def meta_module(spec: MethodSpec, *, fce: bool = True, relation_hidden: int = 8, gnn_embed_dim: int = 128,
-                gnn_features: int = 96, gnn_graph: str = "class_set") -> Tuple[Optional[nn.Module], str]:
+                gnn_features: int = 96, gnn_graph: str = "class_set",
+                head_bn: str = "batch") -> Tuple[Optional[nn.Module], str]:
     """The meta algorithm's learnable module (``None`` if it has none: ProtoNet, MAML, MatchingNet
-    without full context embeddings) and the backbone output it reads."""
+    without full context embeddings) and the backbone output it reads. ``head_bn``: the BatchNorm of
+    the relation module and the GNN (``omni_jax.algorithms.episodic.head_batch_norm``)."""
     algorithm = meta_algorithm_of(spec)
     options = dict(fce=fce, relation_hidden=relation_hidden, gnn_embed_dim=gnn_embed_dim,
-                   gnn_features=gnn_features, gnn_graph=gnn_graph)
+                   gnn_features=gnn_features, gnn_graph=gnn_graph, head_bn=head_bn)
     module = algorithm.module(options) if algorithm.module is not None else None
     return module, algorithm.input
 
@@ -114,7 +119,7 @@ def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: i
               num_plain: int = 0, star: bool = False, width: int = 64, pool: str = "reshape",
               drop_rate: float = 0.1, depth: int = 4, fce: bool = True, relation_hidden: int = 8,
               gnn_embed_dim: int = 128, gnn_features: int = 96, gnn_graph: str = "class_set",
-              conv_init: str = "torch") -> FewShotNet:
+              conv_init: str = "torch", head_bn: str = "batch") -> FewShotNet:
     """The method's network: the backbone (Conv-4 without the last two max-pools for RelationNet,
     Chen et al.'s ``Conv4NP``), the pre-training head of ``spec.pretrain``, MAML's episode head, and
     the meta algorithm's module (see :func:`meta_module`); ``conv_init`` names the initialisation of
@@ -126,7 +131,7 @@ def build_net(spec: MethodSpec, backbone: str, num_classes: int, episode_ways: i
     bb = BACKBONES[backbone](omni=spec.omni, num_plain=num_plain, star=star, width=width, pool=pool,
                              drop_rate=drop_rate, depth=depth, unpooled=unpooled, conv_init=conv_init)
     module, meta_input = meta_module(spec, fce=fce, relation_hidden=relation_hidden, gnn_embed_dim=gnn_embed_dim,
-                                     gnn_features=gnn_features, gnn_graph=gnn_graph)
+                                     gnn_features=gnn_features, gnn_graph=gnn_graph, head_bn=head_bn)
     return FewShotNet(bb, num_classes=num_classes, omni=spec.omni,
                       episode_ways=episode_ways if algorithm.episode_head else 0, twin=spec.twin,
                       head_kind=PRETRAIN_ALGORITHMS[spec.pretrain].head, meta_module=module, meta_input=meta_input,
@@ -167,7 +172,8 @@ class StatsThread:
 
 
 def eval_module(net: FewShotNet, variables: dict, flow: str, *args):
-    """The flow's meta module at test time (BatchNorm with its running averages)."""
+    """The flow's meta module at test time (its BatchNorm with running averages, or each episode's
+    statistics with ``head_bn="batch"``)."""
     return net.apply(variables, *args, flow, train=False, method="meta_head")
 
 

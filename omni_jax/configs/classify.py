@@ -51,6 +51,12 @@ def get_config() -> ml_collections.ConfigDict:
     m.gnn_features = 96             # GNN: nf (each of the 2 dense graph layers adds nf/2 features)
     m.gnn_graph = "class_set"       # GNN graphs: "class_set" (one query of each class per graph, Tseng et al.'s
                                     # code; transductive) or "query" (one query per graph, Garcia & Bruna)
+    m.head_bn = "batch"             # BatchNorm of RelationNet's relation module and of the GNN: "batch" (each
+                                    # episode's own statistics in training and at test, no running averages: the
+                                    # reference codes, Tseng et al.'s track_running_stats=False and Chen et al.'s
+                                    # relation module left in training mode at test, one episode a batch) or
+                                    # "running" (the batch's statistics in training, running averages at test:
+                                    # Garcia & Bruna's GNN code; omni-jax before issue 27)
 
     c.omni = omni_group(lam=3.0, ema_decay=0.99)   # Omni-Loss terms (Table 6) of the omni_* methods
 
