@@ -81,10 +81,15 @@ def test_resolve_and_dirs():
         parse_dirs("a:/x")
 
 
-def test_train_on_one_dataset_validate_and_test_on_another(fixtures):
-    splits = load_protocol("miniimagenet", None, 8, test_dataset="crossdomain_cub",
-                           dirs={"miniimagenet": str(fixtures / "mini"), "crossdomain_cub": str(fixtures / "cd")})
+def test_train_on_one_dataset_test_on_another_selecting_on_either(fixtures):
+    dirs = {"miniimagenet": str(fixtures / "mini"), "crossdomain_cub": str(fixtures / "cd")}
+    # selection on the training dataset's validation split (Tseng et al.; the default)
+    splits = load_protocol("miniimagenet", None, 8, test_dataset="crossdomain_cub", dirs=dirs)
     np.testing.assert_array_equal(splits["train"].images[:, 0, 0, 0], 10 + splits["train"].labels)
+    assert list(splits["val"].class_names) == [f"n1{c}" for c in range(4)]
+    np.testing.assert_array_equal(splits["test"].images[:, 0, 0, 0], 108 + splits["test"].labels)
+    # or on the test dataset's (select_on="test")
+    splits = load_protocol("miniimagenet", None, 8, test_dataset="crossdomain_cub", select_on="test", dirs=dirs)
     assert list(splits["val"].class_names) == [f"cub_{c}" for c in range(4, 8)]
     np.testing.assert_array_equal(splits["val"].images[:, 0, 0, 0], 104 + splits["val"].labels)
     np.testing.assert_array_equal(splits["test"].images[:, 0, 0, 0], 108 + splits["test"].labels)
@@ -100,6 +105,12 @@ def test_leave_one_domain_out_merges_the_other_training_sets(fixtures):
     red = train.images[:, 0, 0, 0].astype(int)
     np.testing.assert_array_equal(red, np.where(train.labels < 4, 10 + train.labels, 150 + train.labels - 4))
     assert list(splits["test"].class_names) == [f"cub_{c}" for c in range(8, 12)]
+    assert tuple(train.domain_names) == ("miniimagenet", "crossdomain_cars")
+    np.testing.assert_array_equal(train.class_domain, [0] * 4 + [1] * 4)
+    assert list(splits["val"].class_names) == [f"n1{c}" for c in range(4)]   # mini-ImageNet's, as Tseng et al.
+    held = load_protocol("loo:crossdomain_cub", str(fixtures / "cd"), 8, domains=domains, select_on="test",
+                         dirs={"miniimagenet": str(fixtures / "mini")})
+    assert list(held["val"].class_names) == [f"cub_{c}" for c in range(4, 8)]
 
 
 @pytest.mark.slow
