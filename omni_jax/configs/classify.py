@@ -7,7 +7,10 @@ mini2cub, the cross-domain sets and TFDS builders, at 84x84 with random crop, fl
     omni-jax classify ... --config.model.num_plain=2          # keep the first 2 blocks plain (Figure 12)
     omni-jax classify ... --method protonet --config.model.star=True   # ProtoNet* (Table 7)
 
-``classify_glyphs`` and ``classify_synthetic`` derive from this file.
+``classify_glyphs`` and ``classify_synthetic`` derive from this file, and so do the configs of the
+paper's protocols at the references' image size (Conv-4 takes 84x84, the ResNets 224x224):
+``classify_miniimagenet``, ``classify_cub``, ``classify_mini2cub`` (Tables 2, 3; ResNet-18),
+``classify_crossdomain`` and ``classify_multidomain`` (Tables 4, 5; ResNet-10).
 """
 import ml_collections
 
