@@ -17,26 +17,27 @@ PER_CLASS = 5
 def _img(path, red):
     path.parent.mkdir(parents=True, exist_ok=True)
     a = np.zeros((8, 8, 3), np.uint8)
-    a[..., 0] = red
+    a[..., 0] = red % 256
     a[..., 1] = np.arange(8)[:, None] * 20   # some texture
     Image.fromarray(a).save(path)
 
 
-def _mini(root, classes=4):
-    """mini-ImageNet's layout: images/ and train/val/test.csv (filename,label); red = 10 + class."""
+def _mini(root, classes=4, step=1):
+    """mini-ImageNet's layout: images/ and train/val/test.csv (filename,label); red = 10 + step * class."""
     for s, split in enumerate(("train", "val", "test")):
         rows = [("filename", "label")]
         for c in range(classes):
             for k in range(PER_CLASS):
                 name = f"{split}{c}_{k}.png"
-                _img(root / "images" / name, 10 + c)
+                _img(root / "images" / name, 10 + step * c)
                 rows.append((name, f"n{s}{c}"))
         with open(root / f"{split}.csv", "w", newline="") as f:
             csv.writer(f).writerows(rows)
 
 
-def _domain(root, domain, red0, classes=4):
-    """The cross-domain benchmark's base/val/novel.json in root/<domain>; red = red0 + class."""
+def _domain(root, domain, red0, classes=4, step=1):
+    """The cross-domain benchmark's base/val/novel.json in root/<domain>, naming the images by absolute
+    paths of another machine (/elsewhere/...); red = red0 + step * class (modulo 256)."""
     dom = root / domain
     names = [f"{domain}_{c}" for c in range(3 * classes)]
     for s, file in enumerate(("base.json", "val.json", "novel.json")):
@@ -44,7 +45,7 @@ def _domain(root, domain, red0, classes=4):
         for c in range(s * classes, (s + 1) * classes):
             for k in range(PER_CLASS):
                 rel = f"images/{names[c]}_{k}.png"
-                _img(dom / rel, red0 + c)
+                _img(dom / rel, red0 + step * c)
                 image_names.append(f"/elsewhere/{domain}/{rel}")
                 labels.append(c)
         (dom / file).write_text(json.dumps({"label_names": names, "image_names": image_names,

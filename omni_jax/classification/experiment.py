@@ -2,16 +2,19 @@
 
 Trains each method of ``train.methods`` on ``data.dataset`` with
 ``model.backbone``, selects each on validation episodes, tests every
-``eval.settings`` on ``eval.num_tasks`` tasks, and writes ``results.json``:
-one record per method, setting and head, ``{"dataset", "method",
-"backbone", "n_way", "k_shot", "head", "accuracy", "ci95", ...}`` with
-accuracy and CI in percent, and ``accuracy.png``.
+``eval.settings`` on ``eval.num_tasks`` tasks of each test dataset
+(``data.test_dataset``: one, or several after one training, Table 4), and
+writes ``results.json``: one record per method, test dataset, setting and
+head, ``{"dataset", "test_dataset", "val_dataset", "method", "backbone",
+"n_way", "k_shot", "head", "accuracy", "ci95", ...}`` with accuracy and CI
+in percent, and ``accuracy.png``.
 
 Model selection (:func:`omni_jax.training.selection.validation_hook`): every
 ``train.val_every`` steps the model is scored on ``train.val_tasks`` validation
 episodes of the training setting (``train.n_way``, ``k_shot``, ``n_query``;
-MAML heads adapt with the training inner loop), drawn from the training seed's
-``validation`` stream, with the first reported head's flows; fine-tuned
+MAML heads adapt with the training inner loop) of the validation split of
+``data.select_on``'s dataset (the training dataset's by default, as Tseng et
+al.), drawn from the training seed's ``validation`` stream, with the first reported head's flows; fine-tuned
 (Baseline) heads are scored there by nearest prototype, since fine-tuning 100
 epochs per task is the costly part of testing. It reads only fields of the
 checkpoint's fingerprint, so a resumed run selects exactly as an uninterrupted
