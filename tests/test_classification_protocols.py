@@ -17,26 +17,27 @@ PER_CLASS = 5
 def _img(path, red):
     path.parent.mkdir(parents=True, exist_ok=True)
     a = np.zeros((8, 8, 3), np.uint8)
-    a[..., 0] = red
+    a[..., 0] = red % 256
     a[..., 1] = np.arange(8)[:, None] * 20   # some texture
     Image.fromarray(a).save(path)
 
 
-def _mini(root, classes=4):
-    """mini-ImageNet's layout: images/ and train/val/test.csv (filename,label); red = 10 + class."""
+def _mini(root, classes=4, step=1):
+    """mini-ImageNet's layout: images/ and train/val/test.csv (filename,label); red = 10 + step * class."""
     for s, split in enumerate(("train", "val", "test")):
         rows = [("filename", "label")]
         for c in range(classes):
             for k in range(PER_CLASS):
                 name = f"{split}{c}_{k}.png"
-                _img(root / "images" / name, 10 + c)
+                _img(root / "images" / name, 10 + step * c)
                 rows.append((name, f"n{s}{c}"))
         with open(root / f"{split}.csv", "w", newline="") as f:
             csv.writer(f).writerows(rows)
 
 
-def _domain(root, domain, red0, classes=4):
-    """The cross-domain benchmark's base/val/novel.json in root/<domain>; red = red0 + class."""
+def _domain(root, domain, red0, classes=4, step=1):
+    """The cross-domain benchmark's base/val/novel.json in root/<domain>, naming the images by absolute
+    paths of another machine (/elsewhere/...); red = red0 + step * class (modulo 256)."""
     dom = root / domain
     names = [f"{domain}_{c}" for c in range(3 * classes)]
     for s, file in enumerate(("base.json", "val.json", "novel.json")):
@@ -44,7 +45,7 @@ def _domain(root, domain, red0, classes=4):
         for c in range(s * classes, (s + 1) * classes):
             for k in range(PER_CLASS):
                 rel = f"images/{names[c]}_{k}.png"
-                _img(dom / rel, red0 + c)
+                _img(dom / rel, red0 + step * c)
                 image_names.append(f"/elsewhere/{domain}/{rel}")
                 labels.append(c)
         (dom / file).write_text(json.dumps({"label_names": names, "image_names": image_names,
@@ -81,10 +82,15 @@ def test_resolve_and_dirs():
         parse_dirs("a:/x")
 
 
-def test_train_on_one_dataset_validate_and_test_on_another(fixtures):
-    splits = load_protocol("miniimagenet", None, 8, test_dataset="crossdomain_cub",
-                           dirs={"miniimagenet": str(fixtures / "mini"), "crossdomain_cub": str(fixtures / "cd")})
+def test_train_on_one_dataset_test_on_another_selecting_on_either(fixtures):
+    dirs = {"miniimagenet": str(fixtures / "mini"), "crossdomain_cub": str(fixtures / "cd")}
+    # selection on the training dataset's validation split (Tseng et al.; the default)
+    splits = load_protocol("miniimagenet", None, 8, test_dataset="crossdomain_cub", dirs=dirs)
     np.testing.assert_array_equal(splits["train"].images[:, 0, 0, 0], 10 + splits["train"].labels)
+    assert list(splits["val"].class_names) == [f"n1{c}" for c in range(4)]
+    np.testing.assert_array_equal(splits["test"].images[:, 0, 0, 0], 108 + splits["test"].labels)
+    # or on the test dataset's (select_on="test")
+    splits = load_protocol("miniimagenet", None, 8, test_dataset="crossdomain_cub", select_on="test", dirs=dirs)
     assert list(splits["val"].class_names) == [f"cub_{c}" for c in range(4, 8)]
     np.testing.assert_array_equal(splits["val"].images[:, 0, 0, 0], 104 + splits["val"].labels)
     np.testing.assert_array_equal(splits["test"].images[:, 0, 0, 0], 108 + splits["test"].labels)
@@ -100,6 +106,12 @@ def test_leave_one_domain_out_merges_the_other_training_sets(fixtures):
     red = train.images[:, 0, 0, 0].astype(int)
     np.testing.assert_array_equal(red, np.where(train.labels < 4, 10 + train.labels, 150 + train.labels - 4))
     assert list(splits["test"].class_names) == [f"cub_{c}" for c in range(8, 12)]
+    assert tuple(train.domain_names) == ("miniimagenet", "crossdomain_cars")
+    np.testing.assert_array_equal(train.class_domain, [0] * 4 + [1] * 4)
+    assert list(splits["val"].class_names) == [f"n1{c}" for c in range(4)]   # mini-ImageNet's, as Tseng et al.
+    held = load_protocol("loo:crossdomain_cub", str(fixtures / "cd"), 8, domains=domains, select_on="test",
+                         dirs={"miniimagenet": str(fixtures / "mini")})
+    assert list(held["val"].class_names) == [f"cub_{c}" for c in range(4, 8)]
 
 
 @pytest.mark.slow

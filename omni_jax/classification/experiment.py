@@ -2,16 +2,19 @@
 
 Trains each method of ``train.methods`` on ``data.dataset`` with
 ``model.backbone``, selects each on validation episodes, tests every
-``eval.settings`` on ``eval.num_tasks`` tasks, and writes ``results.json``:
-one record per method, setting and head, ``{"dataset", "method",
-"backbone", "n_way", "k_shot", "head", "accuracy", "ci95", ...}`` with
-accuracy and CI in percent, and ``accuracy.png``.
+``eval.settings`` on ``eval.num_tasks`` tasks of each test dataset
+(``data.test_dataset``: one, or several after one training, Table 4), and
+writes ``results.json``: one record per method, test dataset, setting and
+head, ``{"dataset", "test_dataset", "val_dataset", "method", "backbone",
+"n_way", "k_shot", "head", "accuracy", "ci95", ...}`` with accuracy and CI
+in percent, and ``accuracy.png``.
 
 Model selection (:func:`omni_jax.training.selection.validation_hook`): every
 ``train.val_every`` steps the model is scored on ``train.val_tasks`` validation
 episodes of the training setting (``train.n_way``, ``k_shot``, ``n_query``;
-MAML heads adapt with the training inner loop), drawn from the training seed's
-``validation`` stream, with the first reported head's flows; fine-tuned
+MAML heads adapt with the training inner loop) of the validation split of
+``data.select_on``'s dataset (the training dataset's by default, as Tseng et
+al.), drawn from the training seed's ``validation`` stream, with the first reported head's flows; fine-tuned
 (Baseline) heads are scored there by nearest prototype, since fine-tuning 100
 epochs per task is the costly part of testing. It reads only fields of the
 checkpoint's fingerprint, so a resumed run selects exactly as an uninterrupted
@@ -21,6 +24,7 @@ statistics are kept in the checkpointed state and are the ones tested.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import Dict, Mapping
 
@@ -35,7 +39,7 @@ from omni_jax.algorithms.protonet import DISTANCES
 from omni_jax.classification import episodes
 from omni_jax.classification import plots
 from omni_jax.classification.augment import AugmentConfig
-from omni_jax.classification.datasets import load_protocol, parse_dirs, resolve
+from omni_jax.classification.datasets import load_protocol, parse_dirs, protocol
 from omni_jax.classification.evaluate import EvalConfig, Evaluator, summarize
 from omni_jax.classification.methods import (HEADS, META_ALGORITHMS, MethodSpec, method_names, method_spec,
                                              omni_methods, pretrain_names)
@@ -77,7 +81,9 @@ def check(cfg, mesh=None) -> None:
     config_lib.check_test_tasks(cfg)
     req(cfg.eval.finetune_dampening <= 1.0,
         f"config field eval.finetune_dampening must be in [0, 1], got {cfg.eval.finetune_dampening!r}")
-    resolve(cfg.data.dataset, cfg.data.test_dataset, tuple(cfg.data.domains))   # raises naming the field
+    protocol_of(cfg)   # raises naming the field
+    req(cfg.data.domain_episodes in DOMAIN_EPISODES, f"config field data.domain_episodes must be one of "
+        f"{', '.join(DOMAIN_EPISODES)}, got {cfg.data.domain_episodes!r}")
     parse_dirs(cfg.data.dirs)
     req(isinstance(cfg.data.flip, bool), f"config field data.flip must be True or False, got {cfg.data.flip!r}")
     req(cfg.data.on_error in ("skip", "raise"), f"config field data.on_error must be skip or raise, got {cfg.data.on_error!r}")
@@ -122,6 +128,15 @@ def check(cfg, mesh=None) -> None:
                     f"train.n_way={cfg.train.n_way} outputs and cannot score {n_way}-way tasks")
 
 
+DOMAIN_EPISODES = ("balanced", "pooled")
+
+
+def protocol_of(cfg):
+    """The run's :class:`~omni_jax.classification.datasets.Protocol`: training, test and selection datasets."""
+    d = cfg.data
+    return protocol(d.dataset, d.test_dataset, tuple(d.domains), d.select_on)
+
+
 def spec_for(cfg, method: str) -> MethodSpec:
     """The method's network and Omni-Loss terms; the Omni methods take theirs from the ``omni`` group."""
     config_lib.check_choices((method,), method_names(), "train.methods")
@@ -157,14 +172,39 @@ def configs(cfg):
     return tc, aug, ec
 
 
+# The built-in meta algorithms whose module (if any) has no BatchNorm: model.head_bn does not change them.
+UNNORMALISED_MODULES = ("proto", "maml", "matching")
+
+
 def fingerprint(cfg, method: str) -> dict:
     """What a method's checkpoint depends on: not the evaluation settings, the test split or where
-    the dataset lives."""
-    return config_lib.fingerprint(cfg, method, ["data", "model", "train"],
-                                  drop=("data.dir", "data.dirs", "data.test_split", "train.methods",
-                                        "train.ckpt_every", "train.maml_task_chunk"),
-                                  added={"model.gnn_graph": "query", "model.head_bn": "running"},
-                                  omni=spec_for(cfg, method).omni)
+    the dataset lives, nor the test datasets unless model selection reads one of them.
+
+    Selected on the training dataset's validation split (``data.select_on="train"``), a run tested
+    on other datasets has the fingerprint of the same training with no test dataset: one
+    checkpoint, tested on each (``--eval-only``). Selected on the test dataset's (``"test"``, the
+    behaviour before the field) or with one dataset, the fingerprint is the one from before
+    ``select_on`` and ``domain_episodes`` existed, so those work directories resume; so do merged
+    training sets with ``domain_episodes="pooled"``."""
+    p = protocol_of(cfg)
+    fp = config_lib.fingerprint(cfg, method, ["data", "model", "train"],
+                                drop=("data.dir", "data.dirs", "data.test_split", "train.methods",
+                                      "train.ckpt_every", "train.maml_task_chunk"),
+                                added={"model.gnn_graph": "query", "data.domain_episodes": "pooled",
+                                       "model.head_bn": "running"},
+                                omni=spec_for(cfg, method).omni)
+    d = fp["data"]
+    if p.train == p.tests == (p.val,) or cfg.data.select_on == "test":
+        d.pop("select_on", None)             # selected on the test dataset: it is part of the training
+    else:
+        d["test_dataset"] = ""               # selected on the training dataset: the tests are not
+        if len(p.train) == 1:
+            d.pop("select_on", None)         # the training of data.dataset alone
+    if len(p.train) == 1:
+        d.pop("domain_episodes", None)       # one training dataset: no domains to draw from
+    if spec_for(cfg, method).meta in UNNORMALISED_MODULES:
+        fp["model"].pop("head_bn", None)     # no BatchNorm in its meta module: work directories from before resume
+    return fp
 
 
 # ---------------------------------------------------------------------------- data
@@ -177,28 +217,44 @@ class Data:
     splits: Dict[str, object]
     device: Dict[str, episodes.DeviceSplit]
     image_shape: tuple
+    tests: Dict[str, str] = dataclasses.field(default_factory=lambda: {"": "test"})   # test dataset -> split key
+    val_dataset: str = ""   # the dataset whose validation split selection reads
 
 
 def load_data(cfg) -> Data:
     """Loads the three splits, checks each against the episodes it must give, uploads them."""
     d, t, e = cfg.data, cfg.train, cfg.eval
-    train_names, test_name = resolve(d.dataset, d.test_dataset, tuple(d.domains))
-    kw = {} if set(train_names + (test_name,)) == {"synthetic"} else {"on_error": d.on_error}
-    if any(n.startswith("glyphs") for n in train_names + (test_name,)) and d.max_per_class > 0:
+    p = protocol_of(cfg)
+    names = p.train + p.tests + (p.val,)
+    kw = {} if set(names) == {"synthetic"} else {"on_error": d.on_error}
+    if any(n.startswith("glyphs") for n in names) and d.max_per_class > 0:
         kw["max_per_class"] = d.max_per_class
     synthetic = d.synthetic.to_dict() if "synthetic" in d else None
     splits = load_protocol(d.dataset, d.dir or None, d.image_size or None, test_dataset=d.test_dataset,
-                           dirs=parse_dirs(d.dirs), domains=tuple(d.domains), synthetic=synthetic,
+                           select_on=d.select_on, dirs=parse_dirs(d.dirs), domains=tuple(d.domains),
+                           synthetic=synthetic,
                            split_names={"train": d.train_split, "val": d.val_split, "test": d.test_split}, **kw)
+    tests = {p.tests[0]: "test"} if len(p.tests) == 1 else {n: f"test/{n}" for n in p.tests}
     check_episodes(splits["train"], t.n_way, t.k_shot, t.n_query)
     check_episodes(splits["val"], t.n_way, t.k_shot, t.n_query)
-    for n_way, k_shot in e.settings:
-        check_episodes(splits["test"], n_way, k_shot, e.n_query)
+    for key in tests.values():
+        for n_way, k_shot in e.settings:
+            check_episodes(splits[key], n_way, k_shot, e.n_query)
+    by_domain = d.domain_episodes == "balanced" and len(p.train) > 1
+    if by_domain:   # every training domain gives episodes of its own
+        train = splits["train"]
+        for i, name in enumerate(train.domain_names):
+            n = int((np.asarray(train.class_domain) == i).sum())
+            if n < t.n_way:
+                raise OmniJaxError(f"training domain {name} has {n} classes, fewer than train.n_way={t.n_way}: "
+                                   "data.domain_episodes='balanced' draws each episode from one domain "
+                                   "(set it to 'pooled' to draw from all together)")
     shapes = {s: ds.images.shape[1:] for s, ds in splits.items()}
     if len(set(shapes.values())) != 1:
         raise OmniJaxError(f"dataset {d.dataset}: the splits have different image shapes {shapes}; "
                            "set data.image_size")
-    return Data(splits, {s: episodes.to_device(ds) for s, ds in splits.items()}, shapes["train"])
+    device = {s: episodes.to_device(ds, by_domain=by_domain and s == "train") for s, ds in splits.items()}
+    return Data(splits, device, shapes["train"], tests=tests, val_dataset=p.val)
 
 
 # ---------------------------------------------------------------------------- one method
@@ -280,8 +336,8 @@ class _Evaluator(runner.Evaluator):
             model, chosen = t.program.model, selected(t.state)
             best = {"params": chosen.params, "batch_stats": chosen.batch_stats}
             evaluator = Evaluator(model.net, model.spec, ec, tc)
-            for n_way, k_shot in e.settings:
-                accs = evaluator.accuracies(best, self.data.device["test"], n_way=n_way, k_shot=k_shot,
+            for (test, key), (n_way, k_shot) in itertools.product(self.data.tests.items(), e.settings):
+                accs = evaluator.accuracies(best, self.data.device[key], n_way=n_way, k_shot=k_shot,
                                             n_query=e.n_query, num_tasks=e.num_tasks,
                                             key=prng_stream(e.seed, "test", n_way, k_shot), heads=model.heads)
                 for h in model.heads:
@@ -289,9 +345,8 @@ class _Evaluator(runner.Evaluator):
                     records.append({"dataset": cfg.data.dataset, "method": method, "backbone": cfg.model.backbone,
                                     "n_way": n_way, "k_shot": k_shot, "head": h, "accuracy": round(acc, 3),
                                     "ci95": round(ci, 3), "num_tasks": e.num_tasks, "n_query": e.n_query,
-                                    "test_split": cfg.data.test_split,
-                                    "test_dataset": resolve(cfg.data.dataset, cfg.data.test_dataset,
-                                                            tuple(cfg.data.domains))[1],
+                                    "test_split": cfg.data.test_split, "test_dataset": test,
+                                    "val_dataset": self.data.val_dataset,
                                     "selected_step": chosen.step,
                                     "val_accuracy": round(chosen.score, 3),
                                     "head_algorithms": [f"{f}:{a}" for f, a in model.spec.head_algorithms(h)],
@@ -300,20 +355,32 @@ class _Evaluator(runner.Evaluator):
         return records
 
 
-def results_table(records) -> str:
-    """One row per method and head, one ``accuracy ± ci`` column per setting (100 columns for 4)."""
+def results_table(records, width: int = 100) -> str:
+    """One row per method and head, one ``accuracy ± ci`` column per setting (100 columns for 4);
+    records of several test datasets (Table 4) get one column group per dataset, the groups in
+    blocks one under the other so that no line is wider than ``width``."""
+    tests = list(dict.fromkeys(r.get("test_dataset", "") for r in records))
     settings = list(dict.fromkeys((r["n_way"], r["k_shot"]) for r in records))
     rows = list(dict.fromkeys((r["method"], r["head"]) for r in records))
-    by = {(r["method"], r["head"], r["n_way"], r["k_shot"]): r for r in records}
-    w = 16
-    lines = [f"{'method':<15}{'head':<10}" + "".join(f"{f'{n}-way {k}-shot':>{w}}" for n, k in settings)]
-    for method, head in rows:
-        cells = []
-        for n, k in settings:
-            r = by.get((method, head, n, k))
-            cells.append(f"{r['accuracy']:.2f} ± {r['ci95']:.2f}" if r else "-")
-        lines.append(f"{method:<15}{head:<10}" + "".join(f"{c:>{w}}" for c in cells))
-    return "\n".join(lines)
+    by = {(r.get("test_dataset", ""), r["method"], r["head"], r["n_way"], r["k_shot"]): r for r in records}
+    w, label = 16, 25
+    per_block = max(1, (width - label) // (w * len(settings)))
+    blocks = []
+    for b in range(0, len(tests), per_block):
+        group = tests[b:b + per_block]
+        lines = [] if len(tests) == 1 else [" " * label + "".join(f"{t:^{w * len(settings)}.{w * len(settings) - 2}}"
+                                                                   for t in group).rstrip()]
+        lines.append(f"{'method':<15}{'head':<10}" + "".join(f"{f'{n}-way {k}-shot':>{w}}"
+                                                            for _ in group for n, k in settings))
+        for method, head in rows:
+            cells = []
+            for t in group:
+                for n, k in settings:
+                    r = by.get((t, method, head, n, k))
+                    cells.append(f"{r['accuracy']:.2f} ± {r['ci95']:.2f}" if r else "-")
+            lines.append(f"{method:<15}{head:<10}" + "".join(f"{c:>{w}}" for c in cells))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 class ClassificationExperiment(runner.Experiment):
@@ -335,16 +402,17 @@ class ClassificationExperiment(runner.Experiment):
         return _Evaluator(cfg, data)
 
     def table(self, cfg, records):
-        e = cfg.eval
-        test = resolve(cfg.data.dataset, cfg.data.test_dataset, tuple(cfg.data.domains))[1]
-        where = cfg.data.dataset if test == cfg.data.dataset else f"{test}, trained on {cfg.data.dataset}"
-        return (f"Few-shot classification on {where} ({cfg.data.test_split} split), "
+        e, p = cfg.eval, protocol_of(cfg)
+        tests = ", ".join(p.tests)
+        where = cfg.data.dataset if p.tests == (cfg.data.dataset,) else f"{tests}, trained on {cfg.data.dataset}"
+        selected_on = "" if p.val == p.tests[0] and len(p.tests) == 1 else f", selected on {p.val}'s validation split"
+        return (f"Few-shot classification on {where} ({cfg.data.test_split} split{selected_on}), "
                 f"{cfg.model.backbone}: mean accuracy (%) ± 95% CI\nover {e.num_tasks} test tasks, "
                 f"{e.n_query} queries per class; head = the Omni-Head the number uses\n" + results_table(records))
 
     def plots(self, cfg, records, trained, data, workdir: Path):
         return [plots.plot_fewshot_accuracy(records, workdir / "accuracy.png",
-                                            label=lambda r: f"{r['method']} ({r['head']} head)", panel="dataset")]
+                                            label=lambda r: f"{r['method']} ({r['head']} head)", panel="test_dataset")]
 
 
 def train_and_evaluate(config, workdir, **kwargs):

@@ -8,8 +8,9 @@ EXAMPLES = """\
   omni-jax classify --dataset glyphs:cross_task --data-dir DIR --method omni_proto,protonet,baseline
   omni-jax classify --dataset miniimagenet --data-dir DIR --method protonet --backbone resnet12
   omni-jax classify ... --config.omni.distill_pre=False --config.omni.distill_meta=False   # a Table 6 row
-  omni-jax classify --dataset miniimagenet --test-dataset crossdomain_cub --config.data.dirs=miniimagenet=M,crossdomain_cub=C
-  omni-jax classify --dataset loo:crossdomain_cars --config.data.dirs=miniimagenet=M,crossdomain_cub=C,...   # Table 5
+  omni-jax classify --config classify_crossdomain --data-dir CD --config.data.dirs=miniimagenet=M   # Table 4
+  omni-jax classify --config classify_multidomain --dataset loo:crossdomain_cars --data-dir CD \
+      --config.data.dirs=miniimagenet=M                                               # Table 5, one column
 """
 
 
@@ -28,9 +29,11 @@ def add_arguments(parser) -> None:
                              "files); picks the config classify_glyphs, classify_synthetic or classify "
                              "(default: the config's, synthetic without --config)")
     parser.add_argument("--test-dataset", default=None,
-                        help="data.test_dataset: validate and test on this dataset (Table 4, e.g. --dataset "
-                             "miniimagenet --test-dataset crossdomain_cub); --dataset loo:<domain> leaves one of "
-                             "data.domains out (Table 5); with several datasets set data.dirs='name=dir,...'")
+                        help="data.test_dataset: test on this dataset, or on each of several joined by ',' "
+                             "(Table 4: --dataset miniimagenet --test-dataset crossdomain_cub,crossdomain_cars,"
+                             "crossdomain_places,crossdomain_plantae, one training); model selection reads the "
+                             "training dataset's validation split (data.select_on); --dataset loo:<domain> leaves "
+                             "one of data.domains out (Table 5); with several datasets set data.dirs='name=dir,...'")
     parser.add_argument("--method", default=None,
                         help="train.methods, comma-separated: omni_<algorithm> (omni_proto, omni_maml, "
                              "omni_matching, omni_relation, omni_gnn), an algorithm alone (protonet, maml, "

@@ -7,7 +7,10 @@ mini2cub, the cross-domain sets and TFDS builders, at 84x84 with random crop, fl
     omni-jax classify ... --config.model.num_plain=2          # keep the first 2 blocks plain (Figure 12)
     omni-jax classify ... --method protonet --config.model.star=True   # ProtoNet* (Table 7)
 
-``classify_glyphs`` and ``classify_synthetic`` derive from this file.
+``classify_glyphs`` and ``classify_synthetic`` derive from this file, and so do the configs of the
+paper's protocols at the references' image size (Conv-4 takes 84x84, the ResNets 224x224):
+``classify_miniimagenet``, ``classify_cub``, ``classify_mini2cub`` (Tables 2, 3; ResNet-18),
+``classify_crossdomain`` and ``classify_multidomain`` (Tables 4, 5; ResNet-10).
 """
 import ml_collections
 
@@ -21,10 +24,19 @@ def get_config() -> ml_collections.ConfigDict:
     c.data = d = ml_collections.ConfigDict()
     d.dataset = "miniimagenet"      # see omni_jax.data.formats, "a+b" (merged training sets), loo:<domain>; --dataset
     d.dir = ""                      # the dataset's folder (never downloaded); --data-dir
-    d.test_dataset = ""             # validate and test on this dataset instead (Table 4); --test-dataset
+    d.test_dataset = ""             # test on this dataset instead, or on each of several joined by "," (one
+                                    #   training; Table 4); --test-dataset
+    d.select_on = "train"           # model selection on the validation split of the training dataset ("train"; the
+                                    #   first one when several, mini-ImageNet for loo:) as Tseng et al. do in both
+                                    #   settings (their miniImagenet/val.json), or of the test dataset ("test", the
+                                    #   unseen domain; omni-jax before issue 27)
     d.dirs = ""                     # "name=dir,name=dir": folders of the datasets of a cross-dataset run
     d.domains = ("miniimagenet", "crossdomain_cub", "crossdomain_cars", "crossdomain_places",
                  "crossdomain_plantae")  # --dataset loo:<one of these>: train on the others (Table 5)
+    d.domain_episodes = "balanced"  # several training datasets (loo:, a+b): "balanced", each episode's classes from
+                                    #   one dataset, drawn uniformly (Tseng et al.'s MultiEpisodicBatchSampler); or
+                                    #   "pooled", from all classes together (weighted by class count; before issue
+                                    #   27). Standard mini-batches are uniform over all their images either way
     d.image_size = 84               # images are resized to this; 0: the stored size
     d.train_split = "train"         # split names passed to the loader; glyphs accept e.g. "test/Arabic+Hebrew+Khmer"
     d.val_split = "val"

@@ -23,6 +23,10 @@ class ImageDataset:
     class_names: Sequence[str]  # index -> name
     name: str = ""
     source: Optional[str] = None  # where it was read from, for error messages
+    # a split merged from several datasets (training domains): the name of each, and the index into
+    # it of each class's dataset (int [num_classes]); empty and None for one dataset
+    domain_names: Sequence[str] = ()
+    class_domain: Optional[np.ndarray] = None
 
     def __post_init__(self):
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
@@ -33,6 +37,12 @@ class ImageDataset:
                                f"for {self.images.shape[0]} images")
         if len(self.labels) and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise OmniJaxError(f"dataset {self.name or self.source}: labels must be in [0, {len(self.class_names)})")
+        if self.class_domain is not None and (
+                np.shape(self.class_domain) != (len(self.class_names),)
+                or (len(self.class_names) and not 0 <= np.min(self.class_domain) <= np.max(self.class_domain)
+                    < len(self.domain_names))):
+            raise OmniJaxError(f"dataset {self.name or self.source}: class_domain must give each of the "
+                               f"{len(self.class_names)} classes a domain in [0, {len(self.domain_names)})")
 
     @property
     def num_classes(self) -> int:
