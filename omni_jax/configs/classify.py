@@ -62,7 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
     m.gnn_embed_dim = 128           # GNN: node embedding (Dense + BatchNorm of the backbone's features)
     m.gnn_features = 96             # GNN: nf (each of the 2 dense graph layers adds nf/2 features)
     m.gnn_graph = "class_set"       # GNN graphs: "class_set" (one query of each class per graph, Tseng et al.'s
-                                    # code; transductive) or "query" (one query per graph, Garcia & Bruna)
+                                    # code: the test graphs use the query labels' grouping, docs/departures.md) or
+                                    # "query" (one query per graph, Garcia & Bruna)
     m.head_bn = "batch"             # BatchNorm of RelationNet's relation module and of the GNN: "batch" (each
                                     # episode's own statistics in training and at test, no running averages: the
                                     # reference codes, Tseng et al.'s track_running_stats=False and Chen et al.'s
