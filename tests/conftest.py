@@ -35,3 +35,22 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def registries(monkeypatch):
+    """Registrations made by a test are undone after it (a config file such as
+    experiments/bring_your_own/config.py registers its algorithm when loaded, and README or CLI tests
+    load it), so no other test sees them, whatever the order the tests run in."""
+    from omni_jax.classification import evaluate as ev
+    from omni_jax.classification import experiment as ex
+    from omni_jax.classification import methods as methods_lib
+    from omni_jax.classification import model as model_lib
+    monkeypatch.setattr(methods_lib, "META_ALGORITHMS", dict(methods_lib.META_ALGORITHMS))
+    monkeypatch.setattr(methods_lib, "PRETRAIN_ALGORITHMS", dict(methods_lib.PRETRAIN_ALGORITHMS))
+    monkeypatch.setattr(model_lib, "BACKBONES", dict(model_lib.BACKBONES))
+    monkeypatch.setattr(ev, "META_ALGORITHMS", methods_lib.META_ALGORITHMS)
+    monkeypatch.setattr(ev, "PRETRAIN_ALGORITHMS", methods_lib.PRETRAIN_ALGORITHMS)
+    monkeypatch.setattr(ex, "META_ALGORITHMS", methods_lib.META_ALGORITHMS)
+    monkeypatch.setattr(ex, "BACKBONES", model_lib.BACKBONES)
+    monkeypatch.setattr(model_lib, "PRETRAIN_ALGORITHMS", methods_lib.PRETRAIN_ALGORITHMS)

@@ -86,9 +86,9 @@ def test_protocol_names_train_test_and_selection_datasets():
 
 
 def _old_fingerprint(cfg, method):
-    """The fingerprint as omni-jax wrote it before data.select_on and data.domain_episodes."""
+    """The fingerprint as omni-jax wrote it before data.select_on, data.domain_episodes and model.head_bn."""
     old = copy.deepcopy(cfg)
-    del old.data["select_on"], old.data["domain_episodes"]
+    del old.data["select_on"], old.data["domain_episodes"], old.model["head_bn"]
     return config_lib.fingerprint(old, method, ["data", "model", "train"],
                                   drop=("data.dir", "data.dirs", "data.test_split", "train.methods",
                                         "train.ckpt_every", "train.maml_task_chunk"),

@@ -19,22 +19,6 @@ from omni_jax.errors import OmniJaxError
 EXAMPLE = Path(__file__).resolve().parents[1] / "experiments" / "bring_your_own" / "config.py"
 
 
-@pytest.fixture
-def registries(monkeypatch):
-    """Registrations made by a test are undone after it (the example file registers when loaded), so
-    no other test sees them."""
-    monkeypatch.setattr(methods_lib, "META_ALGORITHMS", dict(methods_lib.META_ALGORITHMS))
-    monkeypatch.setattr(methods_lib, "PRETRAIN_ALGORITHMS", dict(methods_lib.PRETRAIN_ALGORITHMS))
-    monkeypatch.setattr(model_lib, "BACKBONES", dict(model_lib.BACKBONES))
-    import omni_jax.classification.evaluate as ev
-    import omni_jax.classification.experiment as ex
-    monkeypatch.setattr(ev, "META_ALGORITHMS", methods_lib.META_ALGORITHMS)
-    monkeypatch.setattr(ev, "PRETRAIN_ALGORITHMS", methods_lib.PRETRAIN_ALGORITHMS)
-    monkeypatch.setattr(ex, "META_ALGORITHMS", methods_lib.META_ALGORITHMS)
-    monkeypatch.setattr(ex, "BACKBONES", model_lib.BACKBONES)
-    monkeypatch.setattr(model_lib, "PRETRAIN_ALGORITHMS", methods_lib.PRETRAIN_ALGORITHMS)
-
-
 def never_built(thread, tc, outputs):
     raise AssertionError("not built in this test")
 
