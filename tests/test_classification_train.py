@@ -181,3 +181,37 @@ def test_pretrain_cosine_and_maml_first_order_from_the_config(tmp_path):
     assert cli.main(argv) == 0
     records = json.loads((wd / "results.json").read_text())
     assert {r["pretrain"] for r in records} == {"cosine"} and {r["method"] for r in records} == {"omni_maml", "joint"}
+
+
+@pytest.mark.slow
+def test_omni_training_logs_every_heads_validation_curve(tmp_path, capsys):
+    """Paper §7.1, Figure 10a/b: the validation accuracy of each head (each flow and their ensemble)
+    and the training loss of each flow, at every validation step; the selecting head's is also
+    ``val/accuracy``. Each head's number is the one the evaluator gives that head alone."""
+    from omni_jax.classification import experiment
+    from omni_jax.training import runner
+    wd = tmp_path / "run"
+    assert cli.main(["classify", "--dataset", "synthetic", "--method", "omni_proto,protonet", "--workdir", str(wd),
+                     "--train-only"] + SMALL) == 0
+    lines = [json.loads(l) for l in (wd / "omni_proto" / "metrics.jsonl").read_text().splitlines()]
+    heads = ("joint", "pre", "meta", "ensemble")
+    for line in lines:
+        assert {f"val/accuracy/{h}" for h in heads} <= set(line)
+        assert line["val/accuracy"] == line["val/accuracy/ensemble"]    # omni_proto's own head selects
+        assert {"loss/joint_pre", "loss/joint_meta", "loss/pre", "loss/meta", "loss/distill_pre",
+                "loss/distill_meta"} <= set(line)
+    plain = [json.loads(l) for l in (wd / "protonet" / "metrics.jsonl").read_text().splitlines()]
+    assert all(not any(k.startswith("val/accuracy/") for k in line) and "val/accuracy" in line for line in plain)
+    # the last validation, head by head, as the evaluator scores each head alone
+    from omni_jax import config as config_lib
+    cfg = config_lib.apply_overrides(config_lib.load_config("classify_synthetic"), [a[len("--config."):] for a in SMALL if a.startswith("--config.")]
+                               + ["train.methods=('omni_proto',)", "data.dataset=synthetic"])
+    trained = runner.trained_models(experiment.ClassificationExperiment(), cfg, wd, ["omni_proto"])["omni_proto"]
+    data = experiment.load_data(cfg)
+    program = trained.program
+    state = trained.state
+    spec = experiment.spec_for(cfg, "omni_proto")
+    for h in heads:
+        hook = experiment.selection_hook(cfg, program.model.net, spec, (h,), data)
+        _, metrics = hook.fn(state)
+        assert float(metrics["val/accuracy"]) == pytest.approx(lines[-1][f"val/accuracy/{h}"], abs=1e-4)

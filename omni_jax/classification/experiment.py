@@ -284,18 +284,26 @@ def validation_eval_config(cfg) -> EvalConfig:
 def selection_hook(cfg, net, spec, heads, data: Data) -> Hook:
     """Validation-based model selection: scores the state on ``train.val_tasks`` validation episodes
     of the training setting (:func:`validation_eval_config`; the training seed's ``validation``
-    stream) with the first head; the best parameters and statistics are kept in ``state.best``."""
+    stream) with the first head; the best parameters and statistics are kept in ``state.best``.
+
+    Logged (``metrics.jsonl``, TensorBoard): ``val/accuracy``, the selecting head's; and for a
+    method with several heads (Omni-Training's joint, pre, meta and ensemble; the Ensemble's) each
+    trained head's on the same episodes, ``val/accuracy/<head>``: the per-flow validation curves of
+    paper §7.1 (Figure 10a/b). Every flow's training loss is logged by the Omni-Loss
+    (``loss/joint_pre``, ``loss/pre``, ``loss/meta``, ..., :func:`omni_jax.omni.omni_loss`)."""
     tc, _, _ = configs(cfg)
     val_eval = Evaluator(net, spec, validation_eval_config(cfg), tc)
     head = heads[0]
+    logged = spec.trained_heads() if spec.omni or spec.twin else ()
+    scored = tuple(dict.fromkeys((head, *logged)))
     key = prng_stream(cfg.seed, "validation")
 
     def validate(params, batch_stats):
         acc = val_eval.accuracies({"params": params, "batch_stats": batch_stats}, data.device["val"],
                                   n_way=tc.n_way, k_shot=tc.k_shot, n_query=tc.n_query,
-                                  num_tasks=cfg.train.val_tasks, key=key, heads=(head,))[head]
-        val = float(np.mean(acc) * 100)
-        return val, {"val/accuracy": val}
+                                  num_tasks=cfg.train.val_tasks, key=key, heads=scored)
+        val = float(np.mean(acc[head]) * 100)
+        return val, {"val/accuracy": val, **{f"val/accuracy/{h}": float(np.mean(acc[h]) * 100) for h in logged}}
 
     return validation_hook(validate, cfg.train.val_every)
 
