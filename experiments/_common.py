@@ -41,8 +41,9 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
     """The parser of ``python -m experiments.<name>``: the module docstring's first line as its
     description, the rest as its epilog."""
     first, _, rest = doc.strip().partition("\n")
-    return argparse.ArgumentParser(prog=PROG.format(name), description=first, epilog=rest.strip("\n") or None,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    from omni_jax.cli import Parser
+    return Parser(prog=PROG.format(name), description=first, epilog=rest.strip("\n") or None,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:

@@ -117,9 +117,17 @@ def _available():
     return out
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line (the error and where the usage is), as
+    every other error of the command line; ``--help`` prints the usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def build_parser(command: Optional[str] = None):
     """The parser; only the chosen subcommand's module is imported (startup stays fast)."""
-    parser = argparse.ArgumentParser(prog="omni-jax", description="Omni-Training in JAX/Flax")
+    parser = Parser(prog="omni-jax", description="Omni-Training in JAX/Flax")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     module = None
     for name, (module_name, help_text) in _available().items():

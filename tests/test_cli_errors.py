@@ -19,7 +19,7 @@ def test_malformed_arguments_are_one_line_errors(tmp_path, monkeypatch, capsys, 
         code = e.code
     err = capsys.readouterr().err
     assert code == 2 and message in err
-    assert len([line for line in err.splitlines() if line.startswith("omni-jax")]) == 1
+    assert err.count("\n") == 1 and err.startswith("omni-jax")     # one line: no usage block
     assert not any(tmp_path.iterdir())   # nothing made, not even the default work directory
 
 
@@ -111,3 +111,26 @@ def test_ctrl_c_says_what_a_rerun_does_for_each_command(tmp_path, monkeypatch, c
     monkeypatch.setattr(omni_jax.sinusoid, "train_and_evaluate", interrupted)
     assert cli.main(["sinusoid", "--quick", "--workdir", str(tmp_path / "s")]) == 130
     assert capsys.readouterr().err == cli.INTERRUPTED
+
+
+def test_a_run_that_blows_up_in_its_first_chunk_is_caught(tmp_path):
+    """``train.outer_lr=1e6``: already huge at the first record (a chunk's mean); the start is the loss
+    of the first step, before any update (``loss/first_step``), which every chunk logs."""
+    from omni_jax.training.loop import Chunk, TrainState
+    from omni_jax.training.results import divergence
+    import jax.numpy as jnp
+
+    def exploding(state, data):   # the loss multiplies by 1e4 each step
+        loss = 5.0 * 1e4 ** state.step.astype(jnp.float32)
+        return state.replace(step=state.step + 1), {"loss/total": loss}
+
+    state = TrainState(step=jnp.zeros((), jnp.int32), params=(), opt_state=(), rng=jnp.zeros(2, jnp.uint32))
+    for scan in (True, False):
+        _, m = Chunk(exploding, 3, scan=scan)(state)
+        assert float(m["loss/first_step"]) == 5.0 and float(m["loss/total"]) > 1e8
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 3, "loss/total": 1.7e8, "loss/first_step": 5.0}\n'
+                    '{"step": 6, "loss/total": 2e20, "loss/first_step": 5e12}\n')
+    assert "grew from 5 at step 0 to 2e+20 at step 6" in divergence(path)
+    path.write_text('{"step": 3, "loss/total": 1.7e8}\n{"step": 6, "loss/total": 2e8}\n')   # from before the field
+    assert divergence(path) is None

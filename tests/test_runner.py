@@ -280,7 +280,7 @@ def test_a_model_changed_in_code_never_resumes_or_reprints(tmp_path):
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     logged = []
     with pytest.raises(OmniJaxError, match=r"another model under the same config \(parameters "
-                                           r"\['params'\] \(was 'float32\[3\]', now 'float32\[4\]'\)\)"):
+                                           r"params \(was 'float32\[3\]', now 'float32\[4\]'\)\)"):
         runner.train_and_evaluate(Wider(), toy_config(), tmp_path, show_progress=False, log=logged.append,
                                   compile_workers=0)
     assert logged == []    # no stale table

@@ -79,13 +79,26 @@ class TrainState:
 Step = Callable[[TrainState, Any], Tuple[TrainState, Mapping]]
 
 
+FIRST_STEP_LOSS = "loss/first_step"
+
+
+def _chunk_metrics(stacked: Mapping) -> dict:
+    """A chunk's metrics from its steps' (stacked on axis 0): the means, and the total loss of its
+    first step (``loss/first_step``: for the first chunk, the loss before any update, the start a
+    divergence is measured from, :func:`omni_jax.training.results.divergence`)."""
+    out = {k: jnp.mean(v, axis=0) for k, v in stacked.items()}
+    if "loss/total" in stacked:
+        out[FIRST_STEP_LOSS] = stacked["loss/total"][0]
+    return out
+
+
 def scan_steps(step_fn: Step, chunk_size: int):
     """Turns ``step(state, data)`` into a ``chunk_size``-step function (one ``lax.scan``)
-    whose metrics are the means over the chunk."""
+    whose metrics are the means over the chunk (and the first step's total loss)."""
 
     def chunk(state, data):
         state, metrics = jax.lax.scan(lambda s, _: step_fn(s, data), state, None, length=chunk_size)
-        return state, jax.tree_util.tree_map(lambda m: jnp.mean(m, axis=0), metrics)
+        return state, _chunk_metrics(metrics)
 
     return chunk
 
@@ -121,7 +134,7 @@ class Chunk:
         for _ in range(self.chunk_size):
             state, m = self._fn(state, data)
             ms.append(m)
-        return state, jax.tree_util.tree_map(lambda *v: jnp.mean(jnp.stack(v)), *ms)
+        return state, _chunk_metrics({k: jnp.stack([m[k] for m in ms]) for k in ms[0]})
 
 
 @dataclasses.dataclass(frozen=True)

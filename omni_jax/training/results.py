@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from omni_jax.errors import OmniJaxError
+from omni_jax.training.loop import FIRST_STEP_LOSS
 
 
 def skipped_count(state) -> "int | None":
@@ -96,7 +97,9 @@ GROWTH = 100.0   # a final loss this many times its first (or 1, whichever is la
 def divergence(metrics_path, key: str = "loss/total") -> "str | None":
     """Why the training logged in ``metrics_path`` (a ``metrics.jsonl``) looks diverged, or ``None``:
     its last ``key`` is not finite, or it is more than :data:`GROWTH` times the first in magnitude
-    (floored at 1, so losses that start near zero are not flagged for ordinary noise)."""
+    (floored at 1, so losses that start near zero are not flagged for ordinary noise). For the total
+    loss the first is the loss before any update (``loss/first_step`` of the first chunk), so a run
+    that blows up within its first chunk is caught too."""
     from omni_jax.training.metrics import MetricsWriter
     records, _ = MetricsWriter(metrics_path, tensorboard=False).read_lines()
     values = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
@@ -105,6 +108,11 @@ def divergence(metrics_path, key: str = "loss/total") -> "str | None":
         return None
     values.sort()
     (first_step, first), (last_step, last) = values[0], values[-1]
+    start = next((r for r in sorted(records, key=lambda r: r["step"]) if isinstance(r.get(FIRST_STEP_LOSS), (int, float))),
+                 None)
+    if key == "loss/total" and start is not None and start["step"] == first_step and math.isfinite(start[FIRST_STEP_LOSS]):
+        # the loss before the first update (a run can blow up within its first chunk)
+        first, first_step = start[FIRST_STEP_LOSS], 0
     if not math.isfinite(last):
         return f"its training loss ({key}) was not finite at step {last_step}"
     if math.isfinite(first) and abs(last) > GROWTH * max(abs(first), 1.0):

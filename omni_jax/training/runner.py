@@ -273,7 +273,8 @@ def model_fingerprint(fingerprint: dict, state: TrainState) -> dict:
     network changed in code (a user's own backbone, say) under an unchanged config does not
     resume from, or print the results of, the checkpoints of the old one."""
     leaves = jax.tree_util.tree_flatten_with_path({"params": state.params, "batch_stats": state.batch_stats})[0]
-    parameters = {"".join(str(k) for k in path): f"{getattr(x, 'dtype', type(x).__name__)}{list(getattr(x, 'shape', ()))}"
+    name = lambda k: str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))))
+    parameters = {"/".join(name(k) for k in path): f"{getattr(x, 'dtype', type(x).__name__)}{list(getattr(x, 'shape', ()))}"
                   for path, x in leaves}
     return dict(fingerprint, parameters=parameters)
 
