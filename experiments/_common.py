@@ -12,7 +12,8 @@
   evaluation with its config from the runner's own ``evaluations/<key>.json``.
 * :func:`read_records` / :func:`merge_records` / :func:`write_records`: a driver's records JSON,
   which accumulates over invocations (a run's own records replaced, the others kept).
-* :func:`markdown_table`, :func:`mean_ci`: the drivers' markdown tables.
+* :func:`markdown_table`, :func:`mean_ci`: the drivers' markdown tables; :func:`over_seeds`: the
+  mean of a number over training seeds, its 95% CI (Student's t) and its spread (min–max).
 
 Every file goes through :mod:`omni_jax.files` (atomic writes); the training, its resumption and
 the reuse of a finished evaluation are the runner's (:mod:`omni_jax.training.runner`).
@@ -193,16 +194,23 @@ class Run:
 
 
 def run_plan(plan: Sequence[Run], train_and_evaluate, *, report_only: bool = False, progress: bool = False,
-             write: Optional[Callable[[list], object]] = None) -> list:
+             write: Optional[Callable[[list], object]] = None, reuse_evaluations: bool = False) -> list:
     """Runs every run of ``plan`` with ``train_and_evaluate(cfg, workdir, show_progress=...)`` (the
     runner resumes it, or restores its finished evaluation of the same config) and returns their
     records with the run's fields; ``write(records)`` after each run, so that the outputs follow a
     long invocation as it goes. A run that fails (an :class:`OmniJaxError`) is said in one line and
     the others go on; then the error names them all. ``report_only``: nothing runs, the records
-    are those of the runs already evaluated with their configs (:func:`finished_records`)."""
+    are those of the runs already evaluated with their configs (:func:`finished_records`).
+    ``reuse_evaluations``: a run whose evaluation of this very config is kept in its
+    ``evaluations/`` is not run again, its records are read from there (the runner itself restores
+    only its latest evaluation, and a driver that evaluates one run several ways, as
+    ``glyph_analysis`` does, would evaluate it again each time)."""
     records, failed = [], []
     for run in plan:
-        if report_only:
+        results = finished_records(run.workdir, run.cfg) if reuse_evaluations and not report_only else None
+        if results is not None:
+            say(f"{run.label}: restored its evaluation of this config ({run.workdir})")
+        elif report_only:
             results = finished_records(run.workdir, run.cfg)
             if results is None:
                 say(f"{run.label}: not evaluated with this config in {run.workdir}")
@@ -278,6 +286,32 @@ def write_records(path: Path, new: Sequence[dict], key: Sequence[str],
 
 def mean_ci(mean: float, ci: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+
+
+# two-sided 95% quantiles of Student's t for 1..10 degrees of freedom (beyond: 1.96 + 2.5/df, within 0.002)
+T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def over_seeds(values: Sequence[float]) -> dict:
+    """A number over training seeds: ``{"mean", "ci95", "min", "max", "n"}``, the 95% CI of the
+    mean by Student's t with n-1 degrees of freedom (0 for one seed: no spread to measure)."""
+    import math
+    v = [float(x) for x in values]
+    if not v:
+        raise ValueError("over_seeds: no values")
+    n, mean = len(v), sum(v) / len(v)
+    if n == 1:
+        ci = 0.0
+    else:
+        sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
+        df = n - 1
+        ci = (T95[df - 1] if df <= len(T95) else 1.96 + 2.5 / df) * sd / math.sqrt(n)
+    return {"mean": mean, "ci95": ci, "min": min(v), "max": max(v), "n": n}
+
+
+def spread(s: dict, digits: int = 2) -> str:
+    """The seed spread of :func:`over_seeds`, ``min–max``."""
+    return f"{s['min']:.{digits}f}–{s['max']:.{digits}f}"
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

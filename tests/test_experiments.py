@@ -340,3 +340,90 @@ def test_table6_trains_a_row_with_its_terms_and_restores_it(capsys, tmp_path):
     assert code == 0 and "restored finished omni_proto" in out and "time this run" not in out
     saved = json.loads((wd / "table6.json").read_text())
     assert [(r["row"], r["terms"], r["head"]) for r in saved] == [(3, ["joint"], "ensemble")]
+
+
+# ---------------------------------------------------------------------------- §7: glyph_analysis
+
+
+def test_analysis_parts_share_runs_whose_config_is_the_same():
+    """λ=3, num_plain=0, Table 6's last row and the curves' Omni∘Proto are one run; the other
+    values each a run of their own, named by the fields they set."""
+    from experiments import glyph_analysis as ga
+    args = ga.build_parser().parse_args([])
+    args.algorithms, args.num_plain, args.lambdas = ["relation"], [0, 1, 4], [0.0, 0.3, 3.0]
+    parts = {p: ga.part_variants(p, args) for p in ga.PARTS}
+    omni = ga.Variant("omni_proto")
+    for p in ("curves", "layers", "lambda", "params", "table6", "fig9a", "finetune", "cam"):
+        assert omni in parts[p], p
+    assert [v.name for v in parts["lambda"]] == ["omni_proto+lam=0.0", "omni_proto+lam=0.3", "omni_proto"]
+    assert [v.name for v in parts["layers"]] == ["omni_proto", "omni_proto+num_plain=1", "omni_proto+num_plain=4"]
+    assert "protonet+star=True" in [v.name for v in parts["params"]]
+    assert {"relationnet", "omni_relation"} <= {v.name for v in parts["curves"]}
+    assert parts["table6"][-1] == omni and len(set(parts["table6"])) == len(glyph_table6.ROWS)
+    cfg = ga.run_config("cross_task", parts["lambda"][1], 2, args, [])
+    assert (cfg.omni.lam, cfg.seed, cfg.train.n_way, cfg.train.k_shot, cfg.eval.heads) == (
+        0.3, 2, 20, 1, ("joint", "pre", "meta", "ensemble"))
+    assert ga.run_config("cross_task", ga.Variant("joint"), 0, args, []).eval.heads == ("pre", "meta", "ensemble")
+    assert ga.run_config("cross_task", ga.Variant("ensemble"), 0, args, []).eval.heads == ("pre", "meta", "ensemble")
+    maml = ga.run_config("cross_task", ga.pair("maml")[1], 0, args, [])
+    assert {s[0] for s in maml.eval.settings} == {20}          # MAML's head has the training ways only
+    ft = ga.finetune_config(cfg, 10, 50)
+    assert classify.fingerprint(ft, "omni_proto") == classify.fingerprint(cfg, "omni_proto")   # no new training
+
+
+def test_over_seeds_gives_a_t_interval_and_the_spread():
+    s = common.over_seeds([90.0, 92.0, 94.0])
+    assert (s["mean"], s["min"], s["max"], s["n"]) == (92.0, 90.0, 94.0, 3)
+    assert s["ci95"] == pytest.approx(4.303 * 2.0 / 3 ** 0.5)
+    assert common.over_seeds([80.0])["ci95"] == 0.0 and common.spread(s) == "90.00–94.00"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--parts", "curves,nope"], "--parts: unknown 'nope'"),
+    (["--seeds", "0,x"], "--seeds expects comma-separated int values"),
+    (["--finetune-epochs", "0,10"], "--finetune-epochs must be positive"),
+    (["--protocols", "cross_task"], "--data-dir is required for cross_task"),
+    (["--algorithms", "nope"], "--algorithms: unknown 'nope'"),
+])
+def test_analysis_bad_argument_is_a_one_line_error(capsys, tmp_path, argv, message):
+    from experiments import glyph_analysis
+    code, _, err = run(capsys, glyph_analysis, "--workdir", str(tmp_path / "w"), *argv)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.slow
+def test_glyph_analysis_writes_every_part_shares_runs_and_restores(capsys, tmp_path):
+    """Every part end to end on in-memory images (two seeds, two λ, two depths, one fine-tuning
+    budget on and off): the outputs exist, the shared runs are shared, the tables carry CIs and
+    the seed spread, and a rerun trains and evaluates nothing."""
+    from experiments import glyph_analysis
+    wd = tmp_path / "ga"
+    base = ["--protocols", "synthetic", "--workdir", str(wd), "--seeds", "0,1", "--steps", "4", "--val-every", "2",
+            "--way", "5", "--shot", "1", "--num-plain", "0,2", "--lambdas", "0,3", "--finetune-epochs", "1",
+            "--backbone-steps", "0,1"]
+    tiny = ["--extra", *[o for o in TINY_CLASSIFY if "val_every" not in o]]
+    argv = base + tiny
+    code, out, _ = run(capsys, glyph_analysis, *argv)
+    assert code == 0, out
+    for name in ("curves_synthetic.png", "finetune.png", "layers.png", "lambda.png", "fig9a.png", "cam_synthetic.png"):
+        assert (wd / name).stat().st_size > 10_000, name
+    for name in ("curves.md", "finetune.md", "layers.md", "lambda.md", "table7.md", "table6.md", "fig9a.md"):
+        text = (wd / name).read_text()
+        assert "seed spread" in text and " ± " in text and "| seed 0 |" in text.replace("per seed", ""), name
+    runs = wd / "synthetic" / "5way1shot"
+    assert sorted(p.name for p in (runs / "omni_proto").iterdir()) == ["seed0", "seed1"]
+    assert not any(runs.glob("omni_proto+lam=3*")) and not any(runs.glob("omni_proto+num_plain=0*"))
+    metrics = runs / "omni_proto" / "seed0" / "omni_proto" / "metrics.jsonl"
+    lines = metrics.read_text().count("\n")
+    assert "val/accuracy/pre" in metrics.read_text() and "loss/distill_meta" in metrics.read_text()
+    t7 = (wd / "table7.md").read_text()
+    assert "protonet+star=True" in t7 and "in the backbone" in t7
+    rows = md_rows((wd / "layers.md").read_text())
+    assert {r[2] for r in rows} == {"joint", "pre", "meta", "ensemble"}          # every head
+    assert all(r[-2].endswith("(n=2)") for r in rows)
+    code, out, _ = run(capsys, glyph_analysis, *argv)
+    assert code == 0 and "===" not in out and "time this run" not in out
+    assert metrics.read_text().count("\n") == lines
+    code, out, _ = run(capsys, glyph_analysis, *base, "--report-only", *tiny)
+    assert code == 0 and "===" not in out
