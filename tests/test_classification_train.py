@@ -212,6 +212,6 @@ def test_omni_training_logs_every_heads_validation_curve(tmp_path, capsys):
     state = trained.state
     spec = experiment.spec_for(cfg, "omni_proto")
     for h in heads:
-        hook = experiment.selection_hook(cfg, program.model.net, spec, (h,), data)
+        hook = experiment.selection_hook(cfg, program.model.net, spec, data, head=h)
         _, metrics = hook.fn(state)
         assert float(metrics["val/accuracy"]) == pytest.approx(lines[-1][f"val/accuracy/{h}"], abs=1e-4)

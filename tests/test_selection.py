@@ -157,3 +157,33 @@ def test_classification_selection_ignores_the_evaluation_settings_on_resume(tmp_
             for c, d in ((cfg, "a"), (changed, "b")))
     chex.assert_trees_all_equal(a.best, b.best)
     assert json.loads((tmp_path / "b" / "results.json").read_text()) == resumed
+
+
+
+@pytest.mark.parametrize("heads", [("default",), ("joint", "pre", "meta", "ensemble"), ("pre",)])
+def test_classification_selects_with_the_methods_own_head_whatever_eval_heads_says(monkeypatch, heads):
+    """eval.heads is no part of the fingerprint, so selection must not read it (a run resumed with
+    other eval.heads would otherwise select with another head from then on): omni_proto selects on
+    its own head, the ensemble, and logs every head beside it."""
+    from types import SimpleNamespace
+    from omni_jax.classification import experiment
+    score = {"joint": 0.5, "pre": 0.25, "meta": 0.75, "ensemble": 0.625}
+
+    class Scores:
+        def __init__(self, *a, **k):
+            pass
+
+        def accuracies(self, variables, split, **kw):
+            return {h: np.full(4, score[h]) for h in kw["heads"]}
+
+    monkeypatch.setattr(experiment, "Evaluator", Scores)
+    cfg = config_lib.load_config("classify_synthetic", quick=True)
+    cfg.eval.heads = heads
+    spec = experiment.spec_for(cfg, "omni_proto")
+    hook = experiment.selection_hook(cfg, None, spec, SimpleNamespace(device={"val": None}))
+    state = TrainState(step=jnp.asarray(10), params={"w": jnp.zeros(2)}, opt_state=(), rng=jnp.zeros(2, jnp.uint32),
+                       best=initial_best({"w": jnp.zeros(2)}))
+    new, metrics = hook.fn(state)
+    assert metrics["val/accuracy"] == 62.5 and float(new.best.score) == 62.5
+    assert {k: metrics[k] for k in metrics if k != "val/accuracy"} == {
+        f"val/accuracy/{h}": 100 * v for h, v in score.items()}

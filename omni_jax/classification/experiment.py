@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import jax
 import numpy as np
@@ -281,10 +281,12 @@ def validation_eval_config(cfg) -> EvalConfig:
                       maml_tasks_per_call=e.maml_tasks_per_call, proto_for_finetune=True)
 
 
-def selection_hook(cfg, net, spec, heads, data: Data) -> Hook:
+def selection_hook(cfg, net, spec, data: Data, head: Optional[str] = None) -> Hook:
     """Validation-based model selection: scores the state on ``train.val_tasks`` validation episodes
     of the training setting (:func:`validation_eval_config`; the training seed's ``validation``
-    stream) with the first head; the best parameters and statistics are kept in ``state.best``.
+    stream) with the method's own head (``spec.default_head``; never ``eval.heads``, which is no
+    part of the checkpoint's fingerprint: a resumed run selects as it began), or ``head``; the best
+    parameters and statistics are kept in ``state.best``.
 
     Logged (``metrics.jsonl``, TensorBoard): ``val/accuracy``, the selecting head's; and for a
     method with several heads (Omni-Training's joint, pre, meta and ensemble; the Ensemble's) each
@@ -293,7 +295,7 @@ def selection_hook(cfg, net, spec, heads, data: Data) -> Hook:
     (``loss/joint_pre``, ``loss/pre``, ``loss/meta``, ..., :func:`omni_jax.omni.omni_loss`)."""
     tc, _, _ = configs(cfg)
     val_eval = Evaluator(net, spec, validation_eval_config(cfg), tc)
-    head = heads[0]
+    head = head or spec.default_head
     logged = spec.trained_heads() if spec.omni or spec.twin else ()
     scored = tuple(dict.fromkeys((head, *logged)))
     key = prng_stream(cfg.seed, "validation")
@@ -325,7 +327,7 @@ def setup(cfg, method: str, data: Data, mesh=None) -> runner.Program:
     heads = heads_of(cfg, spec)
     return runner.Program(state=state, chunk=make_train_chunk(net, spec, tc, aug, cfg.train.chunk_size),
                           num_steps=cfg.train.num_steps, ckpt_every=cfg.train.ckpt_every, data=data.device["train"],
-                          hook=selection_hook(cfg, net, spec, heads, data),
+                          hook=selection_hook(cfg, net, spec, data),
                           model=Model(net, spec, heads, count_params(state.params)))
 
 
