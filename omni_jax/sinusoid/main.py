@@ -4,7 +4,7 @@ from __future__ import annotations
 from omni_jax import cli
 
 EXAMPLES = """\
-  omni-jax sinusoid --workdir runs/sinusoid                       # the paper's protocol (README: its time)
+  omni-jax sinusoid --workdir runs/sinusoid                       # the paper's protocol: about 4½ min on 2 cores
   omni-jax sinusoid --quick                                       # a smoke run
   omni-jax sinusoid --config.data.phase_max=3.141592653589793     # MAML's original phase range
   omni-jax sinusoid --config.omni.lam=0.0                         # no self-distillation
