@@ -531,25 +531,23 @@ def write_outputs(records, wd: Path, args, extra, by_part) -> List[Path]:
                          setting, "Figure 10c: Omni∘Proto pre head vs Baseline", series=lambda r: (
                              f"{r['run']} ({r['head']} head), backbone {r['backbone_steps']} steps"), xscale="log")
         out += [p] if p else []
+    def sweep(part, values, label, title, xlabel, figure_title, xscale="linear"):
+        """A sweep part's table (``<part>.md``) and figure (``<part>.png``): one run per value."""
+        rs = of_runs(records, by_part[part])
+        value = {v.name: x for v, x in zip(by_part[part], values)}
+        rows = [dict(r, run=f"{label}={value[r['run']]:g} ({r['run']})") for r in rs]
+        md(f"{part}.md", title, HEADER_NOTE + "\n\n" + seed_table(rows))
+        p = sweep_figure(rs, lambda r: value[r["run"]], xlabel, wd / f"{part}.png", setting, figure_title,
+                         xscale=xscale)
+        out.extend([p] if p else [])
+
     if "layers" in args.parts:
-        rs = of_runs(records, by_part["layers"])
-        plain = {v.name: n for v, n in zip(by_part["layers"], args.num_plain)}
-        rows = [dict(r, run=f"num_plain={plain[r['run']]} ({r['run']})") for r in rs]
-        md("layers.md", "Figure 12a/b: the first n blocks plain (model.num_plain), Omni∘Proto",
-           HEADER_NOTE + "\n\n" + seed_table(rows))
-        p = sweep_figure(rs, lambda r: plain[r["run"]], "first n Conv-4 blocks plain (model.num_plain)",
-                         wd / "layers.png", setting, "Figure 12a/b: Omni-Layers from block n+1 on")
-        out += [p] if p else []
+        sweep("layers", args.num_plain, "num_plain", "Figure 12a/b: the first n blocks plain (model.num_plain), "
+              "Omni∘Proto", "first n Conv-4 blocks plain (model.num_plain)", "Figure 12a/b: Omni-Layers from "
+              "block n+1 on")
     if "lambda" in args.parts:
-        rs = of_runs(records, by_part["lambda"])
-        lam = {v.name: x for v, x in zip(by_part["lambda"], args.lambdas)}
-        rows = [dict(r, run=f"λ={lam[r['run']]:g} ({r['run']})") for r in rs]
-        md("lambda.md", "Figure 12c: the trade-off λ of the self-distillation (omni.lam), Omni∘Proto",
-           HEADER_NOTE + "\n\n" + seed_table(rows))
-        p = sweep_figure(rs, lambda r: lam[r["run"]], "λ (symmetric log scale)", wd / "lambda.png", setting,
-                         "Figure 12c: λ", xscale="symlog")
-        if p:
-            out.append(p)
+        sweep("lambda", args.lambdas, "λ", "Figure 12c: the trade-off λ of the self-distillation (omni.lam), "
+              "Omni∘Proto", "λ (symmetric log scale)", "Figure 12c: λ", xscale="symlog")
     if "params" in args.parts:
         rs = of_runs(records, by_part["params"])
         counts = {r["run"]: r.get("params") for r in rs}

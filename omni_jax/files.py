@@ -195,16 +195,7 @@ def check_writable(directory: PathLike, what: str = "output directory", create: 
     parent must be a directory that can be written."""
     directory = Path(directory)
     if not create and not directory.exists():
-        for p in directory.parents:
-            if p.exists():
-                if not p.is_dir():
-                    raise OmniJaxError(f"{what} {directory}: {p} is a file, not a directory; move it aside or "
-                                       "choose another path")
-                if not os.access(p, os.W_OK | os.X_OK):
-                    raise OmniJaxError(f"{what} {directory} cannot be created in {p}: permission denied; fix "
-                                       "its permissions or choose another directory")
-                return directory
-        return directory
+        return check_place(directory, what)   # its nearest existing parent can take it
     directory = ensure_dir(directory, what)
     probe = directory / f".omni-jax-probe.{os.getpid()}.{uuid.uuid4().hex[:8]}"
     with guarded(directory, "write into", "fix its permissions or choose another directory"):
