@@ -294,19 +294,27 @@ T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 def over_seeds(values: Sequence[float]) -> dict:
     """A number over training seeds: ``{"mean", "ci95", "min", "max", "n"}``, the 95% CI of the
-    mean by Student's t with n-1 degrees of freedom (0 for one seed: no spread to measure)."""
+    mean by Student's t with n-1 degrees of freedom (``None`` for one seed: undefined, never 0)."""
     import math
     v = [float(x) for x in values]
     if not v:
         raise ValueError("over_seeds: no values")
     n, mean = len(v), sum(v) / len(v)
     if n == 1:
-        ci = 0.0
+        ci = None
     else:
         sd = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1))
         df = n - 1
         ci = (T95[df - 1] if df <= len(T95) else 1.96 + 2.5 / df) * sd / math.sqrt(n)
     return {"mean": mean, "ci95": ci, "min": min(v), "max": max(v), "n": n}
+
+
+def seed_mean(s: dict, digits: int = 2) -> str:
+    """The mean over seeds of :func:`over_seeds` with its 95% CI and n; with one seed the CI is
+    said to be undefined, not printed as ± 0."""
+    if s["ci95"] is None:
+        return f"{s['mean']:.{digits}f} (n=1: no CI over seeds)"
+    return f"{mean_ci(s['mean'], s['ci95'], digits)} (n={s['n']})"
 
 
 def spread(s: dict, digits: int = 2) -> str:

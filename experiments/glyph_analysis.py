@@ -228,7 +228,7 @@ def seed_rows(records: Sequence[dict], label, value="accuracy") -> Tuple[List[st
     for key, by_seed in groups.items():
         s = common.over_seeds([by_seed[k][value] for k in sorted(by_seed)])
         cells = [common.mean_ci(by_seed[k][value], by_seed[k]["ci95"]) if k in by_seed else "-" for k in seeds]
-        rows.append([*key, *cells, f"{common.mean_ci(s['mean'], s['ci95'])} (n={s['n']})", common.spread(s)])
+        rows.append([*key, *cells, common.seed_mean(s), common.spread(s)])
     header = ["protocol", "run", "head", "test setting", *[f"seed {k}" for k in seeds], "mean over seeds ± 95% CI",
               "seed spread"]
     return header, rows
@@ -401,7 +401,7 @@ def curves_tables(wd: Path, records, args) -> str:
                     continue
                 st = common.over_seeds(vals)
                 row = [protocol, label, key, " / ".join(f"{v:.3f}" if p != "val" else f"{v:.2f}" for v in vals),
-                       common.mean_ci(st["mean"], st["ci95"], 2 if p == "val" else 3),
+                       common.seed_mean(st, 2 if p == "val" else 3),
                        common.spread(st, 2 if p == "val" else 3)]
                 (rows_acc if p == "val" else rows_loss).append(row)
     header = ["protocol", "series", "metric", f"per seed ({', '.join(map(str, args.seeds))})",
@@ -573,7 +573,7 @@ def write_outputs(records, wd: Path, args, extra, by_part) -> List[Path]:
            HEADER_NOTE + "\n\n" + seed_table(rs))
         means = seed_means(rs, lambda r: (r["protocol"], r["method"], r["head"], r["n_way"], r["k_shot"]))
         shown = [{"protocol": p, "method": m, "head": h, "n_way": n, "k_shot": k, "accuracy": s["mean"],
-                  "ci95": s["ci95"]} for (p, m, h, n, k), s in means.items()]
+                  "ci95": s["ci95"] or 0.0} for (p, m, h, n, k), s in means.items()]   # one seed: no bar
         if shown:
             out.append(plot_fewshot_accuracy(shown, wd / "fig9a.png", label=lambda r: f"{r['method']} ({r['head']})"))
     if "cam" in args.parts:

@@ -375,7 +375,9 @@ def test_over_seeds_gives_a_t_interval_and_the_spread():
     s = common.over_seeds([90.0, 92.0, 94.0])
     assert (s["mean"], s["min"], s["max"], s["n"]) == (92.0, 90.0, 94.0, 3)
     assert s["ci95"] == pytest.approx(4.303 * 2.0 / 3 ** 0.5)
-    assert common.over_seeds([80.0])["ci95"] == 0.0 and common.spread(s) == "90.00–94.00"
+    assert common.over_seeds([80.0])["ci95"] is None and common.spread(s) == "90.00–94.00"
+    assert common.seed_mean(common.over_seeds([80.0])) == "80.00 (n=1: no CI over seeds)"
+    assert common.seed_mean(s).endswith("(n=3)") and "±" in common.seed_mean(s)
 
 
 @pytest.mark.parametrize("argv, message", [
