@@ -148,24 +148,20 @@ class CheckpointStore:
             self._rewrite_config = True
         if old is None:
             return
-        if "parameters" not in old or "parameters" not in self.fingerprint:
+        new = self.fingerprint
+        if "parameters" not in old or "parameters" not in new:
             # a checkpoint from before the model's shapes were recorded (it gets them at its next
             # save), or a look at the config alone (CheckpointStore.peek, before the model is built)
             self._rewrite_config = self._rewrite_config or "parameters" not in old
-            old = {k: v for k, v in old.items() if k != "parameters"}
-            new = {k: v for k, v in self.fingerprint.items() if k != "parameters"}
-        else:
-            new = self.fingerprint
-        model = config_lib.diff({"p": old.get("parameters", {})}, {"p": new.get("parameters", {})})
-        if model and not config_lib.diff({k: v for k, v in old.items() if k != "parameters"},
-                                         {k: v for k, v in new.items() if k != "parameters"}):
-            shown = "; ".join(m[len("p."):] for m in model[:3]) + (f" and {len(model) - 3} more" if len(model) > 3
-                                                                    else "")
+            old, new = ({k: v for k, v in d.items() if k != "parameters"} for d in (old, new))
+        changed = config_lib.diff(old, new)
+        model = [c[len("parameters."):] for c in changed if c.startswith("parameters.")]
+        if changed and len(model) == len(changed):
+            shown = "; ".join(model[:3]) + (f" and {len(model) - 3} more" if len(model) > 3 else "")
             raise OmniJaxError(
                 f"{self.directory} holds the checkpoints of another model under the same config (parameters "
                 f"{shown}); a network changed in code cannot resume them: move the folder aside or use another "
                 "--workdir")
-        changed = config_lib.diff(old, new)
         if changed:
             more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
             raise OmniJaxError(

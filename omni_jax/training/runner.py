@@ -279,18 +279,21 @@ def model_fingerprint(fingerprint: dict, state: TrainState) -> dict:
     return dict(fingerprint, parameters=parameters)
 
 
-def _finished_damage(workdir: Path, methods: Sequence[str], prints: Mapping[str, dict],
-                     done: Mapping[str, int]) -> Optional[str]:
-    """Why a finished method's last checkpoint is not the one that was saved, or ``None``."""
-    for method in methods:
+def _check_checkpoints(workdir: Path, methods: Sequence[str], prints: Mapping[str, dict],
+                       done: Mapping[str, int], verify: bool) -> Optional[str]:
+    """Checks every started method's checkpoints against its model (:func:`model_fingerprint`: an
+    :class:`OmniJaxError` for another model) and, with ``verify``, its last step's files against
+    their record: why the first damaged one is not the one that was saved, or ``None``."""
+    damage = None
+    for method in (m for m in methods if done[m]):
         store = CheckpointStore(workdir / method / "checkpoints", prints[method])
         try:
-            problem = store.verify(done[method])
+            problem = store.verify(done[method]) if verify and damage is None else None
         finally:
             store.close()
         if problem is not None:
-            return f"the finished checkpoint of {method} is damaged ({problem})"
-    return None
+            damage = f"the finished checkpoint of {method} is damaged ({problem})"
+    return damage
 
 
 def written_by_omni_jax(workdir: Path) -> bool:
@@ -449,16 +452,15 @@ def _train_and_evaluate(experiment: Experiment, cfg, workdir: Path, mesh, *, sho
     context = experiment.prepare(cfg, mesh)
     programs = {m: experiment.setup(cfg, m, context, mesh) for m in methods}
     prints = {m: model_fingerprint(experiment.fingerprint(cfg, m), programs[m].state) for m in methods}
-    for method in methods:   # the model itself, not only its config: a changed network never resumes
-        if done[method]:
-            CheckpointStore(workdir / method / "checkpoints", prints[method]).close()
     stamp = evaluation_stamp(cfg, methods)
-    if stop_after is None and not train_only and all(done[m] >= total for m in methods):
-        records = _reusable_results(workdir, stamp)
-        damage = _finished_damage(workdir, methods, prints, done) if records is not None else None
+    finished = stop_after is None and not train_only and all(done[m] >= total for m in methods)
+    records = _reusable_results(workdir, stamp) if finished else None
+    # the model itself, not only its config: a changed network never resumes; a reprint's files intact
+    damage = _check_checkpoints(workdir, methods, prints, done, verify=records is not None)
+    if records is not None:
         if damage is not None:
             log(f"omni-jax {experiment.name}: {damage}; restoring an earlier checkpoint and training again from it")
-        elif records is not None:
+        else:
             log(f"omni-jax {experiment.name}: restored finished {', '.join(methods)} ({total} steps) and their "
                 f"evaluation with this config from {workdir / RESULTS}")
             log(experiment.table(cfg, records))
